@@ -74,4 +74,17 @@ describe('image folder', () => {
     expect(() => loadImageFolder(lab, { classNames: ['p', 'q'] })).toThrow(/label 2 at index 0 is outside \[0, 2\)/);
     expect(() => loadDataset('image-folder', 'train')).toThrow(/needs a data folder/);
   });
+
+  it('loads the committed tiny-shapes fixture', () => {
+    const d = loadImageFolder(path.join(__dirname, '..', 'fixtures', 'data', 'tiny-shapes'), { classNames: ['circle', 'square', 'triangle'] });
+    expect([d.name, d.count, d.height, d.width, d.channels]).toEqual(['tiny-shapes', 6, 16, 16, 3]);
+    expect(d.captions![0]).toBe('a red circle');
+    expect(Array.from(d.labels!)).toEqual([0, 1, 2, 0, 1, 2]);
+    const pixel = (i: number, y: number, x: number): number[] => Array.from(d.images.subarray(((i * 16 + y) * 16 + x) * 3, ((i * 16 + y) * 16 + x) * 3 + 3));
+    expect(pixel(0, 8, 8)).toEqual([220, 30, 30]); // centre of the red circle
+    expect(pixel(3, 8, 8)).toEqual([30, 60, 220]); // centre of the blue circle
+    expect(pixel(0, 0, 0)).toEqual([255, 255, 255]); // white corner
+    expect(pixel(1, 3, 3)).toEqual([220, 30, 30]); // the square fills its corner region, the circle does not
+    expect(pixel(0, 3, 3)).toEqual([255, 255, 255]);
+  });
 });
