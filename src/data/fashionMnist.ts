@@ -15,8 +15,9 @@ import { loadIdxDataset } from './idx';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
+/** Label order from the dataset's README (/usr/share/doc/dataset-fashion-mnist/README.md.gz): 7 Sneaker, 8 Bag. */
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Bag', 'Sneaker', 'Ankle boot',
+  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
 ];
 
 export interface FashionMnistOptions {
