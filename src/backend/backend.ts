@@ -9,8 +9,13 @@
  *
  * `auto` never fails because an optional package is missing; asking for one
  * explicitly that is not installed is an error that says how to install it.
+ *
+ * wasm threads: `threads: 1` (default) is the single-thread SIMD build;
+ * `threads > 1` starts the package's multi-threaded SIMD build (./wasmThreads.ts),
+ * which keeps the process alive until `shutdownBackend()` is called.
  */
 import * as tf from '@tensorflow/tfjs';
+import { initThreadedWasm, shutdownThreadedWasm, validateThreads } from './wasmThreads';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -22,11 +27,20 @@ export interface BackendInfo {
   readonly tfBackend: string;
   /** Why this backend was chosen, for the one log line. */
   readonly reason: string;
+  /** XNNPACK threads of the wasm backend; null for cpu and tfjs-node (which manages its own threads). */
+  readonly threads: number | null;
 }
 
 export interface InitBackendOptions {
   /** Receives the one line naming the backend and why. Default: no output. */
   readonly onLog?: (line: string) => void;
+  /**
+   * Threads for the wasm backend (explicit or picked by auto). Default 1: the
+   * single-thread SIMD build. > 1: the threaded SIMD build; must be <= os.cpus().length;
+   * call shutdownBackend() before the process should exit. An error with an explicit
+   * cpu / tensorflow / tensorflow-gpu choice; ignored (and logged) when auto picks tfjs-node.
+   */
+  readonly threads?: number;
 }
 
 const NODE_PACKAGES = {
@@ -59,11 +73,18 @@ async function activate(name: string): Promise<void> {
   await tf.ready();
 }
 
-async function initWasm(): Promise<void> {
+/** Returns the XNNPACK thread count in use. */
+async function initWasm(threads: number): Promise<number> {
   // Importing registers the 'wasm' backend and its kernels; the .wasm binaries are
   // found next to the package's dist/ files in Node.
   await import('@tensorflow/tfjs-backend-wasm');
+  if (threads > 1) return (await initThreadedWasm(threads)).threads;
   await activate('wasm');
+  return 1;
+}
+
+function wasmReason(threads: number): string {
+  return threads > 1 ? 'embedded WASM backend (threaded SIMD build)' : 'embedded WASM backend (SIMD)';
 }
 
 /**
@@ -75,6 +96,11 @@ export async function initBackend(choice: BackendChoice | string = 'auto', optio
     throw new Error(`unknown backend '${choice}': expected one of ${BACKEND_CHOICES.join(', ')}`);
   }
   const log = options.onLog ?? (() => undefined);
+  const threads = options.threads ?? 1;
+  validateThreads(threads);
+  if (threads > 1 && choice !== 'auto' && choice !== 'wasm') {
+    throw new Error(`threads: ${threads} applies to the wasm backend only, received backend '${choice}' (use threads: 1)`);
+  }
   let info: BackendInfo;
   if (choice === 'auto') {
     const skipped: string[] = [];
@@ -83,14 +109,15 @@ export async function initBackend(choice: BackendChoice | string = 'auto', optio
       const r = tryRequireNode(NODE_PACKAGES[c]);
       if (r.loaded) {
         await activate('tensorflow');
-        chosen = { choice: c, tfBackend: tf.getBackend(), reason: `auto: ${NODE_PACKAGES[c]} loaded` };
+        const ignored = threads > 1 ? `; threads: ${threads} ignored, tfjs-node manages its own threads` : '';
+        chosen = { choice: c, tfBackend: tf.getBackend(), reason: `auto: ${NODE_PACKAGES[c]} loaded${ignored}`, threads: null };
         break;
       }
       skipped.push(r.why);
     }
     if (chosen === null) {
-      await initWasm();
-      chosen = { choice: 'wasm', tfBackend: tf.getBackend(), reason: `auto: ${skipped.join('; ')}; using the embedded WASM backend` };
+      const used = await initWasm(threads);
+      chosen = { choice: 'wasm', tfBackend: tf.getBackend(), reason: `auto: ${skipped.join('; ')}; using the ${wasmReason(used)}`, threads: used };
     }
     info = chosen;
   } else if (choice === 'tensorflow-gpu' || choice === 'tensorflow') {
@@ -104,14 +131,26 @@ export async function initBackend(choice: BackendChoice | string = 'auto', optio
       );
     }
     await activate('tensorflow');
-    info = { choice, tfBackend: tf.getBackend(), reason: `requested: ${pkg}` };
+    info = { choice, tfBackend: tf.getBackend(), reason: `requested: ${pkg}`, threads: null };
   } else if (choice === 'wasm') {
-    await initWasm();
-    info = { choice, tfBackend: tf.getBackend(), reason: 'requested: embedded WASM backend (SIMD)' };
+    const used = await initWasm(threads);
+    info = { choice, tfBackend: tf.getBackend(), reason: `requested: ${wasmReason(used)}`, threads: used };
   } else {
     await activate('cpu');
-    info = { choice, tfBackend: tf.getBackend(), reason: 'requested: pure-JS reference backend (slow; for checks)' };
+    info = { choice, tfBackend: tf.getBackend(), reason: 'requested: pure-JS reference backend (slow; for checks)', threads: null };
   }
-  log(`backend: ${info.choice} (${info.reason})`);
+  const threadNote = info.threads === null ? '' : `, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  log(`backend: ${info.choice}${threadNote} (${info.reason})`);
   return info;
+}
+
+/**
+ * Releases what keeps the process alive after training: the threaded wasm
+ * backend's pthread workers (see ./wasmThreads.ts), and deletes its temp worker
+ * file. Tensors on that backend become invalid, so call it last. A no-op for the
+ * other backends (they hold no threads that block exit); safe to call twice.
+ * A later initBackend() starts afresh.
+ */
+export function shutdownBackend(): void {
+  shutdownThreadedWasm();
 }
