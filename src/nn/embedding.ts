@@ -32,9 +32,12 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
     const n = flat.shape[0];
     const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const t = args[0] as tf.Tensor2D;
+      const save = args[1] as tf.GradSaveFunc;
+      save([flat]); // kept for the backward pass (this tidy disposes `flat`)
       return {
         value: tf.gather(t, flat),
-        gradFunc: (dy: tf.Tensor): tf.Tensor => tf.scatterND(tf.reshape(flat, [n, 1]), tf.reshape(dy, [n, dim]), [num, dim]),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
+          tf.scatterND(tf.reshape(saved[0], [n, 1]), tf.reshape(dy, [n, dim]), [num, dim]),
       };
     });
     return tf.reshape(f(table), [...ids.shape, dim]);
