@@ -1,0 +1,284 @@
+/**
+ * Self-describing checkpoints.
+ *
+ * A model checkpoint is a safetensors file whose tensor names are the module's dotted
+ * parameter names and whose `__metadata__` (all strings) carries what is needed to
+ * rebuild the model before loading it (nanoGPT's `model_args`):
+ *
+ *   format_version  "1"
+ *   library         "tfjs-diffusion@<version>"
+ *   layout          "tfjs: NHWC, conv HWIO, linear [in,out]"  or  "torch" (OIHW, [out,in])
+ *   kind            'unet' | 'autoencoder' | 'text-encoder' | ...
+ *   config          the model's config as JSON
+ *   step, seed      integers as decimal strings (omitted when unknown)
+ *   command         the command line that produced the file
+ *
+ * Resume: `readModelConfig` -> build the model from `config` -> `loadModelWeights`.
+ *
+ * A training state file (exact resume after a kill) is a second safetensors file with
+ * kind 'training-state', the tensors the trainer chose (model, EMA, optimiser moments)
+ * stored in float32, and everything else (RNG states, data position, optimiser
+ * scalars, ...) as one JSON string under the metadata key `state`.
+ *
+ * All writes are atomic (io/atomicWrite.ts): a kill mid-save leaves the previous file.
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type { Module } from '../nn/module';
+import { fromTfTensors, readSafetensors, readSafetensorsHeader, SafeTensor, toTfTensors, writeSafetensors } from '../io/safetensors';
+import { fromTorchLayout, toTorchLayout } from '../io/torchLayout';
+import { LIBRARY_ID } from '../io/pipeline';
+
+export const CHECKPOINT_FORMAT_VERSION = '1';
+/** The `layout` metadata value for weights in this library's own layouts. */
+export const TFJS_LAYOUT = 'tfjs: NHWC, conv HWIO, linear [in,out]';
+/** The `layout` metadata value for weights exported in PyTorch layouts. */
+export const TORCH_LAYOUT = 'torch';
+export const TRAINING_STATE_KIND = 'training-state';
+
+export interface SaveModelOptions {
+  /** What the model is: 'unet' | 'autoencoder' | 'text-encoder' | ... (checked on load with `expectKind`). */
+  kind: string;
+  /** The model's config (plain JSON-safe object: finite numbers, strings, booleans, null, arrays, objects). */
+  config: unknown;
+  /** Optimiser steps taken so far. Default: omitted. */
+  step?: number;
+  /** The training seed. Default: omitted. */
+  seed?: number;
+  /** The command line that produced the file. Default: this process's argv. */
+  command?: string;
+  /** 'float16' halves the file (weights rounded to half precision). Default 'float32'. */
+  storage?: 'float32' | 'float16';
+  /** 'torch' stores conv kernels OIHW and linear weights [out, in] for PyTorch. Default 'tfjs'. */
+  layout?: 'tfjs' | 'torch';
+}
+
+/** A checkpoint's metadata, parsed. */
+export interface CheckpointInfo {
+  kind: string;
+  /** Parsed JSON; validating it is the caller's job (e.g. `unetConfig(info.config as Partial<UNetConfig>)`). */
+  config: unknown;
+  layout: 'tfjs' | 'torch';
+  library: string;
+  step: number | null;
+  seed: number | null;
+  command: string | null;
+  /** All `__metadata__` entries as stored. */
+  metadata: Record<string, string>;
+}
+
+export interface TrainingState {
+  /** Optimiser steps taken. */
+  step: number;
+  /** e.g. 'model.<name>', 'ema.<name>', 'optim.m.<name>', 'optim.v.<name>': the trainer decides the keys. float32/int32 tf tensors. */
+  tensors: Map<string, tf.Tensor>;
+  /** RNG states, data iterator state, optimiser scalars, config, ...: JSON-safe values only. */
+  json: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------- helpers
+
+/** The current process's command line, shell-quoted. */
+function currentCommandLine(): string {
+  const [, script, ...args] = process.argv;
+  return [script ? path.basename(script) : 'node', ...args].map(shellQuote).join(' ');
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Refuses values JSON would silently change: NaN/Infinity (become null), undefined in
+ * arrays, functions, bigints, and non-plain objects such as Maps or typed arrays.
+ */
+function assertJsonSafe(value: unknown, where: string): void {
+  const visit = (v: unknown, at: string): void => {
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new Error(`${where}: ${at || 'value'} is ${v}, which JSON cannot store`);
+      return;
+    }
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => {
+        if (x === undefined) throw new Error(`${where}: ${at}[${i}] is undefined, which JSON cannot store`);
+        visit(x, `${at}[${i}]`);
+      });
+      return;
+    }
+    if (typeof v === 'object') {
+      const proto = Object.getPrototypeOf(v) as unknown;
+      if (proto !== Object.prototype && proto !== null) {
+        throw new Error(`${where}: ${at || 'value'} is a ${(v as object).constructor.name}; only plain objects and arrays are stored`);
+      }
+      for (const [k, x] of Object.entries(v)) if (x !== undefined) visit(x, at ? `${at}.${k}` : k);
+      return;
+    }
+    throw new Error(`${where}: ${at || 'value'} is a ${typeof v}, which JSON cannot store`);
+  };
+  visit(value, '');
+}
+
+function assertInteger(value: number | undefined, name: string, min: number): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
+    throw new Error(`${name} must be an integer >= ${min}, got ${value}`);
+  }
+}
+
+function parseIntegerField(meta: Record<string, string>, key: string, file: string): number | null {
+  const s = meta[key];
+  if (s === undefined) return null;
+  if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new Error(`${file}: metadata '${key}' must be an integer, got '${s}'`);
+  return Number(s);
+}
+
+/** Parses and checks the metadata of a file written by this library. */
+function parseCheckpointMetadata(meta: Record<string, string>, file: string): CheckpointInfo {
+  if (meta.format_version === undefined) {
+    throw new Error(
+      `${file}: no 'format_version' in __metadata__: not a tfjs-diffusion checkpoint ` +
+        `(foreign weights: readSafetensors + fromTorchLayout + module.loadStateDict)`,
+    );
+  }
+  if (meta.format_version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new Error(`${file}: unknown checkpoint format_version '${meta.format_version}' (this library reads '${CHECKPOINT_FORMAT_VERSION}')`);
+  }
+  if (meta.kind === undefined) throw new Error(`${file}: no 'kind' in __metadata__`);
+  let layout: 'tfjs' | 'torch';
+  if (meta.layout === TFJS_LAYOUT) layout = 'tfjs';
+  else if (meta.layout === TORCH_LAYOUT) layout = 'torch';
+  else throw new Error(`${file}: unknown layout ${JSON.stringify(meta.layout)} (expected '${TFJS_LAYOUT}' or '${TORCH_LAYOUT}')`);
+  let config: unknown = null;
+  if (meta.config !== undefined) {
+    try {
+      config = JSON.parse(meta.config);
+    } catch (e) {
+      throw new Error(`${file}: metadata 'config' is not valid JSON (${(e as Error).message})`);
+    }
+  }
+  return {
+    kind: meta.kind,
+    config,
+    layout,
+    library: meta.library ?? 'unknown',
+    step: parseIntegerField(meta, 'step', file),
+    seed: parseIntegerField(meta, 'seed', file),
+    command: meta.command ?? null,
+    metadata: { ...meta },
+  };
+}
+
+function disposeAll(tensors: Iterable<tf.Tensor>): void {
+  for (const t of tensors) t.dispose();
+}
+
+// ---------------------------------------------------------------- model weights
+
+/** Saves a module's parameters with self-describing metadata (atomic). */
+export async function saveModelWeights(file: string, module: Module, options: SaveModelOptions): Promise<void> {
+  if (options.kind.length === 0) throw new Error(`${file}: kind must be non-empty`);
+  assertJsonSafe(options.config, `${file}: config`);
+  assertInteger(options.step, `${file}: step`, 0);
+  assertInteger(options.seed, `${file}: seed`, Number.MIN_SAFE_INTEGER);
+  const layout = options.layout ?? 'tfjs';
+  const metadata: Record<string, string> = {
+    format_version: CHECKPOINT_FORMAT_VERSION,
+    library: LIBRARY_ID,
+    layout: layout === 'torch' ? TORCH_LAYOUT : TFJS_LAYOUT,
+    kind: options.kind,
+    config: JSON.stringify(options.config ?? null),
+    ...(options.step !== undefined ? { step: String(options.step) } : {}),
+    ...(options.seed !== undefined ? { seed: String(options.seed) } : {}),
+    command: options.command ?? currentCommandLine(),
+  };
+  const state = module.stateDict(); // the variables themselves: never dispose
+  const converted = layout === 'torch' ? toTorchLayout(state, module.parameterLayouts()) : null;
+  let safe: Map<string, SafeTensor>;
+  try {
+    safe = await fromTfTensors(converted ?? state);
+  } finally {
+    if (converted) disposeAll(converted.values());
+  }
+  await writeSafetensors(file, safe, metadata, { storage: options.storage ?? 'float32' });
+}
+
+/**
+ * Loads weights into `module`: every parameter must be present with its shape (and,
+ * unless `strict: false`, nothing else). Torch-layout files are converted back.
+ * Errors start with the file name. Returns the parsed metadata.
+ */
+export async function loadModelWeights(
+  file: string,
+  module: Module,
+  options: { expectKind?: string; strict?: boolean } = {},
+): Promise<CheckpointInfo> {
+  const { tensors, metadata } = await readSafetensors(file);
+  const info = parseCheckpointMetadata(metadata, file);
+  if (options.expectKind !== undefined && info.kind !== options.expectKind) {
+    throw new Error(`${file}: expected a '${options.expectKind}' checkpoint, got kind '${info.kind}'`);
+  }
+  const loaded = toTfTensors(tensors);
+  let converted: Map<string, tf.Tensor> | null = null;
+  try {
+    let weights = loaded;
+    if (info.layout === 'torch') {
+      // Convert the names the module knows; unknown names pass through so loadStateDict reports them.
+      const layouts = module.parameterLayouts();
+      const known = new Map([...loaded].filter(([n]) => layouts.has(n)));
+      converted = fromTorchLayout(known, layouts);
+      weights = new Map([...loaded].map(([n, t]) => [n, converted?.get(n) ?? t]));
+    }
+    module.loadStateDict(weights, { strict: options.strict ?? true });
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  } finally {
+    disposeAll(loaded.values());
+    if (converted) disposeAll(converted.values());
+  }
+  return info;
+}
+
+/**
+ * Reads only the header: kind, config and metadata, so the model can be rebuilt
+ * before `loadModelWeights`. The whole layout is still validated.
+ */
+export async function readModelConfig(file: string): Promise<CheckpointInfo> {
+  const { metadata } = await readSafetensorsHeader(file);
+  return parseCheckpointMetadata(metadata, file);
+}
+
+// ---------------------------------------------------------------- training state
+
+/** Saves everything needed to resume training exactly (float32, atomic). */
+export async function saveTrainingState(file: string, state: TrainingState): Promise<void> {
+  assertInteger(state.step, `${file}: step`, 0);
+  assertJsonSafe(state.json, `${file}: training state json`);
+  const metadata: Record<string, string> = {
+    format_version: CHECKPOINT_FORMAT_VERSION,
+    library: LIBRARY_ID,
+    layout: TFJS_LAYOUT,
+    kind: TRAINING_STATE_KIND,
+    step: String(state.step),
+    state: JSON.stringify(state.json),
+    command: currentCommandLine(),
+  };
+  const safe = await fromTfTensors(state.tensors);
+  await writeSafetensors(file, safe, metadata, { storage: 'float32' });
+}
+
+/** Loads a training state; the caller owns (and disposes) the returned tensors. */
+export async function loadTrainingState(file: string): Promise<TrainingState> {
+  const { tensors, metadata } = await readSafetensors(file);
+  const info = parseCheckpointMetadata(metadata, file);
+  if (info.kind !== TRAINING_STATE_KIND) throw new Error(`${file}: expected a '${TRAINING_STATE_KIND}' file, got kind '${info.kind}'`);
+  if (info.step === null) throw new Error(`${file}: no 'step' in __metadata__`);
+  if (metadata.state === undefined) throw new Error(`${file}: no 'state' in __metadata__`);
+  let json: unknown;
+  try {
+    json = JSON.parse(metadata.state);
+  } catch (e) {
+    throw new Error(`${file}: metadata 'state' is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: metadata 'state' must be a JSON object`);
+  return { step: info.step, tensors: toTfTensors(tensors), json: json as Record<string, unknown> };
+}
