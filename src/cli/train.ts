@@ -1,0 +1,133 @@
+/** `train`: pixel-space diffusion training on a dataset (library: trainPixelDiffusion). */
+import type { CommandModule } from 'yargs';
+import { DATASET_NAMES, DatasetName } from '../data/load';
+import { UNET_PRESET_NAMES, UNetPreset } from '../models/unetPresets';
+import { SCHEDULE_KINDS, ScheduleKind } from '../schedule/betas';
+import { PREDICTION_TYPES, PredictionType } from '../schedule/parameterization';
+import { SAMPLER_NAMES, SamplerName } from '../sample/types';
+import { trainPixelDiffusion } from '../pipelines/pixelTraining';
+import { TRAIN_DEFAULTS } from '../train/trainConfig';
+import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
+
+interface TrainArgs extends BackendArgs {
+  dataset: string;
+  'data-dir'?: string;
+  limit?: number;
+  model: string;
+  'base-channels'?: number;
+  'channel-mults'?: string;
+  'res-blocks'?: number;
+  'attention-res'?: string;
+  dropout?: number;
+  conditioning: string;
+  'prediction-type': string;
+  schedule: string;
+  timesteps: number;
+  steps: number;
+  batch: number;
+  'grad-accum': number;
+  lr: number;
+  warmup: number;
+  'lr-decay': string;
+  'cond-drop': number;
+  'min-snr-gamma': number;
+  out: string;
+  resume: boolean;
+  'log-every': number;
+  'val-every': number;
+  'sample-every': number;
+  'checkpoint-every': number;
+  'grid-sampler': string;
+  'grid-steps': number;
+  'grid-guidance': number;
+  seed: number;
+}
+
+export const trainCommand: CommandModule<object, TrainArgs> = {
+  command: 'train',
+  describe: 'Train a pixel-space diffusion UNet (label-conditional or unconditional) on a dataset',
+  builder: (y) =>
+    withBackendOptions(y)
+      .option('dataset', { type: 'string', choices: DATASET_NAMES as unknown as string[], default: 'mnist', describe: 'training data' })
+      .option('data-dir', { type: 'string', describe: 'folder of the data (cifar10, image-folder; overrides fashion-mnist)' })
+      .option('limit', { type: 'number', describe: 'use only the first N training images' })
+      .option('model', { type: 'string', choices: UNET_PRESET_NAMES, default: 'small', describe: 'UNet size preset' })
+      .option('base-channels', { type: 'number', describe: 'override the preset: width of level 0' })
+      .option('channel-mults', { type: 'string', describe: 'override the preset: width multipliers per level, e.g. 1,2,2' })
+      .option('res-blocks', { type: 'number', describe: 'override the preset: ResBlocks per level' })
+      .option('attention-res', { type: 'string', describe: 'override the preset: resolutions with self-attention, e.g. 8' })
+      .option('dropout', { type: 'number', describe: 'ResBlock dropout' })
+      .option('conditioning', { type: 'string', choices: ['class', 'none'], default: 'class', describe: 'class labels (with a null class for guidance) or none' })
+      .option('prediction-type', { type: 'string', choices: PREDICTION_TYPES as unknown as string[], default: 'epsilon' })
+      .option('schedule', { type: 'string', choices: SCHEDULE_KINDS as unknown as string[], default: 'cosine', describe: 'noise schedule' })
+      .option('timesteps', { type: 'number', default: 1000, describe: 'diffusion steps T' })
+      .option('steps', { type: 'number', default: TRAIN_DEFAULTS.steps, describe: 'optimiser steps' })
+      .option('batch', { type: 'number', default: TRAIN_DEFAULTS.batchSize, describe: 'global batch size' })
+      .option('grad-accum', { type: 'number', default: TRAIN_DEFAULTS.gradAccum, describe: 'micro-batches per step (batch must divide)' })
+      .option('lr', { type: 'number', default: TRAIN_DEFAULTS.lr, describe: 'peak learning rate' })
+      .option('warmup', { type: 'number', default: TRAIN_DEFAULTS.warmupSteps, describe: 'LR warm-up steps' })
+      .option('lr-decay', { type: 'string', choices: ['constant', 'cosine'], default: TRAIN_DEFAULTS.lrDecay })
+      .option('cond-drop', { type: 'number', default: TRAIN_DEFAULTS.condDropProb, describe: 'condition dropout probability (classifier-free guidance)' })
+      .option('min-snr-gamma', { type: 'number', default: TRAIN_DEFAULTS.minSnrGamma ?? 0, describe: 'Min-SNR loss weighting gamma; 0 = plain MSE' })
+      .option('out', { type: 'string', default: 'runs/train', describe: 'run / checkpoint folder' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/state.safetensors' })
+      .option('log-every', { type: 'number', default: TRAIN_DEFAULTS.logEvery })
+      .option('val-every', { type: 'number', default: TRAIN_DEFAULTS.valEvery, describe: 'validation loss every N steps (0 = never)' })
+      .option('sample-every', { type: 'number', default: TRAIN_DEFAULTS.sampleEvery, describe: 'sample grid every N steps (0 = at the end only)' })
+      .option('checkpoint-every', { type: 'number', default: TRAIN_DEFAULTS.checkpointEvery })
+      .option('grid-sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: 'dpm-solver++' })
+      .option('grid-steps', { type: 'number', default: 20 })
+      .option('grid-guidance', { type: 'number', default: 1.5 })
+      .option('seed', { type: 'number', default: 0 }) as never,
+  handler: async (args) =>
+    runWithBackend(args, async () => {
+      const controller = new AbortController();
+      const onSigint = (): void => {
+        process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n');
+        controller.abort();
+        process.off('SIGINT', onSigint);
+      };
+      process.on('SIGINT', onSigint);
+      const unet = {
+        ...(args['base-channels'] !== undefined ? { baseChannels: args['base-channels'] } : {}),
+        ...(args['channel-mults'] !== undefined ? { channelMults: parseIntList('channel-mults', args['channel-mults']) } : {}),
+        ...(args['res-blocks'] !== undefined ? { numResBlocks: args['res-blocks'] } : {}),
+        ...(args['attention-res'] !== undefined ? { attentionResolutions: parseIntList('attention-res', args['attention-res']) } : {}),
+        ...(args.dropout !== undefined ? { dropout: args.dropout } : {}),
+      };
+      const result = await trainPixelDiffusion({
+        dataset: args.dataset as DatasetName,
+        dataDir: args['data-dir'],
+        limit: args.limit,
+        preset: args.model as UNetPreset,
+        unet,
+        conditioning: args.conditioning as 'class' | 'none',
+        predictionType: args['prediction-type'] as PredictionType,
+        schedule: { kind: args.schedule as ScheduleKind, timesteps: args.timesteps },
+        train: {
+          steps: args.steps,
+          batchSize: args.batch,
+          gradAccum: args['grad-accum'],
+          lr: args.lr,
+          warmupSteps: args.warmup,
+          lrDecay: args['lr-decay'] as 'constant' | 'cosine',
+          condDropProb: args['cond-drop'],
+          minSnrGamma: args['min-snr-gamma'] > 0 ? args['min-snr-gamma'] : null,
+          logEvery: args['log-every'],
+          valEvery: args['val-every'],
+          sampleEvery: args['sample-every'],
+          checkpointEvery: args['checkpoint-every'],
+          seed: args.seed,
+        },
+        outDir: args.out,
+        resume: args.resume,
+        gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perClass: 8 },
+        onLog: (l) => process.stderr.write(l + '\n'),
+        signal: controller.signal,
+        command: commandLine(),
+        isTTY: process.stderr.isTTY === true,
+      });
+      process.off('SIGINT', onSigint);
+      process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out}\n`);
+    }),
+};

@@ -1,0 +1,181 @@
+/**
+ * Pixel-space diffusion pipeline: a (class- or un-conditional) UNet and its
+ * noise schedule, loaded from a self-describing checkpoint or a pipeline
+ * folder, and `generate()` composing sampler + guidance + UNet.
+ *
+ * A UNet checkpoint's `config` metadata holds { unet, schedule, dataset,
+ * classNames }: everything needed to rebuild the model and sample from it.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../backend/random';
+import { UNet, UNetConfig, unetConfig } from '../models/unet';
+import { makeSchedule, Schedule } from '../schedule/schedule';
+import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
+import { loadModelWeights, readModelConfig } from '../train/checkpoint';
+import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
+import { sample } from '../sample/sample';
+import { SamplerName } from '../sample/types';
+import { classifierFreeGuidance } from '../sample/guidance';
+import { ClipMode } from '../sample/thresholding';
+import { unetDenoiser } from './unetDenoiser';
+
+/** What a pixel UNet checkpoint stores as its config. */
+export interface PixelCheckpointConfig {
+  readonly unet: UNetConfig;
+  readonly schedule: ScheduleConfig;
+  /** The dataset it was trained on, e.g. 'mnist'. */
+  readonly dataset: string;
+  /** Class names of the labels (index = label), or null for unconditional models. */
+  readonly classNames: readonly string[] | null;
+  /** Image size of the data before padding to the UNet's sampleSize (e.g. 28 for MNIST), to crop samples back. */
+  readonly imageSize: number;
+}
+
+export interface PixelPipeline {
+  readonly unet: UNet;
+  readonly schedule: Schedule;
+  readonly config: PixelCheckpointConfig;
+  /** The file the weights came from. */
+  readonly source: string;
+  dispose(): void;
+}
+
+export interface GenerateOptions {
+  /** Number of images. */
+  readonly n: number;
+  /** Class label per image (length n), or one label for all; null for unconditional models. */
+  readonly labels: readonly number[] | null;
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  /** Classifier-free guidance scale; 1 = none (the conditional model alone). */
+  readonly guidance: number;
+  readonly seed: number;
+  /** Clipping of predicted x0 at each step; pixel data lives in [-1, 1]. */
+  readonly clip: ClipMode;
+  /** Images per denoiser batch (memory bound); guidance doubles it internally. */
+  readonly batchSize: number;
+  /** Crop back to the data's original size (e.g. 32 -> 28 for MNIST). */
+  readonly cropToImageSize: boolean;
+}
+
+export const GENERATE_DEFAULTS: Omit<GenerateOptions, 'n' | 'labels'> = {
+  sampler: 'dpm-solver++',
+  steps: 20,
+  guidance: 1.5,
+  seed: 0,
+  clip: { kind: 'static', value: 1 },
+  batchSize: 64,
+  cropToImageSize: true,
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates a UNet checkpoint's config metadata. */
+export function pixelCheckpointConfig(raw: unknown, source: string): PixelCheckpointConfig {
+  if (!isObject(raw) || !isObject(raw.unet) || !isObject(raw.schedule)) {
+    throw new Error(`${source}: config metadata must hold { unet, schedule, ... } (is this a pixel UNet checkpoint?)`);
+  }
+  const unet = unetConfig(raw.unet as Partial<UNetConfig>);
+  const classNames = raw.classNames === null || raw.classNames === undefined ? null : (raw.classNames as string[]);
+  if (classNames !== null && unet.numClasses !== null && classNames.length !== unet.numClasses) {
+    throw new Error(`${source}: ${classNames.length} class names but the UNet has numClasses ${unet.numClasses}`);
+  }
+  return {
+    unet,
+    schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
+    dataset: typeof raw.dataset === 'string' ? raw.dataset : 'unknown',
+    classNames,
+    imageSize: typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize,
+  };
+}
+
+/** Resolves a pipeline folder (with pipeline.json) or a .safetensors file to the UNet weights file. */
+export async function resolveUNetFile(pathOrDir: string): Promise<string> {
+  if (!fs.existsSync(pathOrDir)) throw new Error(`${pathOrDir}: no such file or folder`);
+  if (fs.statSync(pathOrDir).isDirectory()) {
+    if (!fs.existsSync(path.join(pathOrDir, PIPELINE_MANIFEST_FILE))) {
+      throw new Error(`${pathOrDir}: a folder must contain ${PIPELINE_MANIFEST_FILE} (a pipeline), or pass the .safetensors file itself`);
+    }
+    const manifest = await readPipelineManifest(pathOrDir);
+    if (manifest.design !== 'pixel') throw new Error(`${pathOrDir}: design '${manifest.design}' is not a pixel pipeline`);
+    const part = manifest.parts.unet;
+    if (part === undefined) throw new Error(`${pathOrDir}: ${PIPELINE_MANIFEST_FILE} has no 'unet' part`);
+    return path.join(pathOrDir, part.file);
+  }
+  return pathOrDir;
+}
+
+export async function loadPixelPipeline(pathOrDir: string): Promise<PixelPipeline> {
+  const file = await resolveUNetFile(pathOrDir);
+  const info = await readModelConfig(file);
+  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
+  const config = pixelCheckpointConfig(info.config, file);
+  const unet = new UNet(config.unet, new Rng(0));
+  try {
+    await loadModelWeights(file, unet, { expectKind: 'unet' });
+  } catch (e) {
+    unet.dispose();
+    throw e;
+  }
+  return { unet, schedule: makeSchedule(config.schedule), config, source: file, dispose: () => unet.dispose() };
+}
+
+/** Generates n images [n, H, W, C] in [-1, 1] (the caller disposes the tensor). */
+export async function generate(pipeline: PixelPipeline, options: Partial<GenerateOptions> & Pick<GenerateOptions, 'n' | 'labels'>): Promise<tf.Tensor4D> {
+  const o: GenerateOptions = { ...GENERATE_DEFAULTS, ...options };
+  const { unet, schedule, config } = pipeline;
+  const numClasses = unet.config.numClasses;
+  if (!Number.isInteger(o.n) || o.n < 1) throw new Error(`generate: n must be a positive integer, got ${o.n}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`generate: batchSize must be a positive integer, got ${o.batchSize}`);
+  let labels: number[] | null = null;
+  if (numClasses !== null) {
+    if (o.labels === null || o.labels.length === 0) {
+      throw new Error(`generate: this model is class-conditional (${numClasses} classes${config.classNames ? `: ${config.classNames.join(', ')}` : ''}); pass labels`);
+    }
+    if (o.labels.length !== 1 && o.labels.length !== o.n) throw new Error(`generate: give one label or n = ${o.n} labels, got ${o.labels.length}`);
+    labels = Array.from({ length: o.n }, (_, i) => o.labels![o.labels!.length === 1 ? 0 : i]);
+    for (const l of labels) {
+      if (!Number.isInteger(l) || l < 0 || l >= numClasses) throw new Error(`generate: label ${l} outside [0, ${numClasses})`);
+    }
+  } else if (o.labels !== null && o.labels.length > 0) {
+    throw new Error('generate: this model is unconditional; labels must be null');
+  }
+  const base = unetDenoiser(unet);
+  const { sampleSize: s, inChannels: c } = unet.config;
+  const chunks: tf.Tensor4D[] = [];
+  try {
+    for (let start = 0; start < o.n; start += o.batchSize) {
+      const b = Math.min(o.batchSize, o.n - start);
+      const cond = labels === null ? null : { classLabels: tf.tensor1d(labels.slice(start, start + b), 'int32') };
+      const uncond = numClasses === null ? null : { classLabels: tf.tensor1d([numClasses], 'int32') };
+      try {
+        const denoise = cond !== null && uncond !== null && o.guidance !== 1 ? classifierFreeGuidance(base, { scale: o.guidance, uncond }) : base;
+        const x = await sample(o.sampler, denoise, [b, s, s, c], schedule, {
+          steps: o.steps,
+          predictionType: unet.config.predictionType,
+          seed: o.seed,
+          firstIndex: start,
+          cond,
+          clip: o.clip,
+        });
+        chunks.push(tf.tidy(() => tf.clipByValue(x, -1, 1) as tf.Tensor4D));
+        x.dispose();
+      } finally {
+        tf.dispose([...(cond ? [cond.classLabels] : []), ...(uncond ? [uncond.classLabels] : [])]);
+      }
+    }
+    return tf.tidy(() => {
+      const all = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor4D);
+      const size = config.imageSize;
+      if (!o.cropToImageSize || size === s) return tf.clone(all);
+      const off = Math.floor((s - size) / 2);
+      return tf.slice(all, [0, off, off, 0], [o.n, size, size, c]);
+    });
+  } finally {
+    tf.dispose(chunks);
+  }
+}

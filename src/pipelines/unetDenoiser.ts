@@ -1,0 +1,26 @@
+/**
+ * The UNet as a sampler's Denoiser. Condition keys understood:
+ *   classLabels [B] int32   (class-conditional models; numClasses = null class)
+ *   context [B, L, D], contextMask [B, L]   (text-conditional models)
+ * Unknown keys are an error, so a typo does not silently sample unconditionally.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { UNet } from '../models/unet';
+import { Cond, Denoiser } from '../sample/types';
+
+const KNOWN_KEYS = ['classLabels', 'context', 'contextMask'];
+
+export function unetDenoiser(unet: UNet): Denoiser {
+  return (x: tf.Tensor, t: tf.Tensor1D, cond: Cond | null): tf.Tensor => {
+    const c = cond ?? {};
+    const unknown = Object.keys(c).filter((k) => !KNOWN_KEYS.includes(k));
+    if (unknown.length > 0) throw new Error(`unetDenoiser: unknown condition key(s) ${unknown.join(', ')} (known: ${KNOWN_KEYS.join(', ')})`);
+    return unet.apply({
+      x: x as tf.Tensor4D,
+      t,
+      classLabels: (c.classLabels as tf.Tensor1D | undefined) ?? null,
+      context: (c.context as tf.Tensor3D | undefined) ?? null,
+      contextMask: (c.contextMask as tf.Tensor2D | undefined) ?? null,
+    });
+  };
+}

@@ -1,0 +1,398 @@
+/**
+ * The diffusion training loop, flat and visible (nanoGPT style):
+ *
+ *   for step in [start, steps):
+ *     lr = learningRate(step)
+ *     for each micro-batch:                       (gradient accumulation)
+ *       x0, labels  <- data (seeded order, resumable)
+ *       t, eps      <- keyed by (seed, step, example index)
+ *       labels      <- null class with probability condDropProb (CFG)
+ *       loss        =  w(t) * |model(qSample(x0, t, eps), t, c) - target|^2
+ *       grads      +=  d loss / d params
+ *     clip, AdamW step, EMA update
+ *     every logEvery: read loss (a sync point), metrics line, progress
+ *     every valEvery: held-out loss (fixed examples, timesteps, noise)
+ *     every sampleEvery: sample grid from the EMA model (caller's callback)
+ *     every checkpointEvery and at the end: weights + training state (atomic)
+ *
+ * Every random draw is keyed by (seed, step, example index), never by batch
+ * split, so a run resumed from its training state reproduces the losses of an
+ * uninterrupted run exactly (same backend).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { keyedRng } from '../backend/random';
+import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
+import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
+import { ImageDataset } from '../data/dataset';
+import { UNet } from '../models/unet';
+import { Schedule } from '../schedule/schedule';
+import { qSample } from '../schedule/noising';
+import { trainingTarget } from '../schedule/parameterization';
+import { saveLinePlot } from '../io/plot';
+import { AdamW } from './adamw';
+import { emaDecay, updateEma, copyWeights } from './ema';
+import { learningRate } from './lr';
+import { diffusionLoss, minSnrWeights } from './losses';
+import { conditionDropMask, dropLabels } from './cfgDropout';
+import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState } from './checkpoint';
+import { TrainConfig } from './trainConfig';
+import { ProgressReporter } from './progress';
+
+// ---------------------------------------------------------------- types
+
+export interface MetricsRow {
+  readonly step: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly imagesPerSec: number;
+  readonly valLoss?: number;
+  readonly valLossEma?: number;
+  readonly wallSeconds: number;
+}
+
+export interface TrainDiffusionOptions {
+  /** The network being trained. */
+  readonly model: UNet;
+  /** A second instance of the same architecture that holds the EMA weights. */
+  readonly ema: UNet;
+  readonly schedule: Schedule;
+  readonly train: ImageDataset;
+  /** Held-out data for the validation loss (e.g. the test split), or null. */
+  readonly validation: ImageDataset | null;
+  readonly config: TrainConfig;
+  /** Run folder: state.safetensors, model.safetensors (EMA), metrics.jsonl, samples/, loss.png. */
+  readonly outDir: string;
+  /** Continue from outDir/state.safetensors if it exists. */
+  readonly resume: boolean;
+  /** Extra JSON stored with the weights' config (e.g. the schedule and dataset), so a checkpoint is self-describing. */
+  readonly checkpointConfig: Record<string, unknown>;
+  /** Called with the EMA model to write a sample grid (step = steps taken). */
+  readonly onSample?: (ema: UNet, step: number, file: string) => Promise<void>;
+  /** Log lines (progress, events). */
+  readonly onLog?: (line: string) => void;
+  /** Every metrics row as it is written. */
+  readonly onMetrics?: (row: MetricsRow) => void;
+  /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
+  readonly signal?: AbortSignal;
+  /** The command line recorded in checkpoints. */
+  readonly command?: string;
+  /** Whether the terminal supports a rewriting progress line. */
+  readonly isTTY?: boolean;
+}
+
+export interface TrainResult {
+  readonly startStep: number;
+  readonly endStep: number;
+  /** Loss of every step run in this call, read back at logEvery boundaries (index = step - startStep). */
+  readonly losses: number[];
+  readonly memory: MemoryEstimate | null;
+  readonly stoppedEarly: boolean;
+}
+
+export const STATE_FILE = 'state.safetensors';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+
+// ---------------------------------------------------------------- helpers
+
+/** Standard normal noise for examples [first, first + B) of `step`: keyed, so independent of batch split. */
+function trainingNoise(shape: number[], seed: number, step: number, first: number): tf.Tensor {
+  const per = shape.slice(1).reduce((a, b) => a * b, 1);
+  const data = new Float32Array(shape[0] * per);
+  for (let i = 0; i < shape[0]; i++) keyedRng(seed, 'noise', step, first + i).fillNormal(data.subarray(i * per, (i + 1) * per));
+  return tf.tensor(data, shape, 'float32');
+}
+
+function trainingTimesteps(count: number, seed: number, step: number, first: number, T: number): Int32Array {
+  return Int32Array.from({ length: count }, (_, i) => keyedRng(seed, 't', step, first + i).int(T));
+}
+
+interface ConditionInputs {
+  readonly classLabels: tf.Tensor1D | null;
+}
+
+/** The UNet's condition for a micro-batch, with condition dropout applied. */
+function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array): ConditionInputs {
+  const numClasses = model.config.numClasses;
+  if (numClasses === null) return { classLabels: null };
+  if (batch.labels === null) throw new Error(`the model is class-conditional (numClasses ${numClasses}) but the dataset has no labels`);
+  const labels = Int32Array.from(batch.labels.dataSync()); // int32 [B], tiny: a cheap read of an upload
+  for (const l of labels) {
+    if (l < 0 || l >= numClasses) throw new Error(`label ${l} outside [0, ${numClasses}) of the model's numClasses`);
+  }
+  return { classLabels: tf.tensor1d(dropLabels(labels, dropMask, numClasses), 'int32') };
+}
+
+/** One micro-batch's loss as a function of the weights (for tf.variableGrads). */
+function microBatchLoss(
+  model: UNet,
+  schedule: Schedule,
+  x0: tf.Tensor4D,
+  t: tf.Tensor1D,
+  noise: tf.Tensor,
+  cond: ConditionInputs,
+  weights: tf.Tensor1D | null,
+  dropoutSeed: number,
+): tf.Scalar {
+  const xt = qSample(x0, t, noise, schedule) as tf.Tensor4D;
+  const target = trainingTarget(model.config.predictionType, x0, noise, t, schedule);
+  const out = model.apply({ x: xt, t, classLabels: cond.classLabels, training: true, dropoutSeed });
+  return diffusionLoss(out, target, t, weights);
+}
+
+function readMetrics(file: string, upToStep: number): MetricsRow[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as MetricsRow)
+    .filter((r) => r.step <= upToStep);
+}
+
+// ---------------------------------------------------------------- the loop
+
+export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainResult> {
+  const { model, ema, schedule, config: cfg, outDir } = opts;
+  const log = opts.onLog ?? (() => undefined);
+  const T = schedule.timesteps;
+  const micro = cfg.batchSize / cfg.gradAccum;
+  const size = model.config.sampleSize;
+  if (opts.train.channels !== model.config.inChannels) {
+    throw new Error(`dataset '${opts.train.name}' has ${opts.train.channels} channel(s), the model expects ${model.config.inChannels}`);
+  }
+  if (opts.train.height > size || opts.train.width > size) {
+    throw new Error(`dataset images are ${opts.train.height}x${opts.train.width}, larger than the model's sampleSize ${size}`);
+  }
+  const padTo = opts.train.height === size && opts.train.width === size ? undefined : size;
+  fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
+  const statePath = path.join(outDir, STATE_FILE);
+  const weightsPath = path.join(outDir, WEIGHTS_FILE);
+  const metricsPath = path.join(outDir, METRICS_FILE);
+
+  const params = model.namedTrainableParameters();
+  const varNames = new Map(params.map(([n, v]) => [v.name, n]));
+  const optimizer = new AdamW(cfg.adamw);
+  const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
+
+  // ---- init or resume
+  let startStep = 0;
+  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
+  if (opts.resume && fs.existsSync(statePath)) {
+    const state = await loadTrainingState(statePath);
+    try {
+      const savedCfg = state.json.config as TrainConfig | undefined;
+      if (savedCfg !== undefined && (savedCfg.batchSize !== cfg.batchSize || savedCfg.seed !== cfg.seed)) {
+        throw new Error(`${statePath}: saved with batch ${savedCfg.batchSize} / seed ${savedCfg.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
+      }
+      const pick = (prefix: string): Map<string, tf.Tensor> =>
+        new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      model.loadStateDict(pick('model.'), { source: statePath });
+      ema.loadStateDict(pick('ema.'), { source: statePath });
+      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
+      startStep = state.step;
+      iteratorState = state.json.iterator as BatchIteratorState;
+      log(`resumed from ${statePath} at step ${startStep}`);
+    } finally {
+      tf.dispose([...state.tensors.values()]);
+    }
+  } else {
+    copyWeights(ema, model);
+    if (fs.existsSync(metricsPath)) fs.unlinkSync(metricsPath);
+  }
+  const metrics = readMetrics(metricsPath, startStep);
+  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+
+  const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
+
+  // ---- one micro-batch: loss and gradients (the caller owns the returned tensors)
+  const lossAndGrads = (batch: Batch, step: number, first: number): { loss: tf.Scalar; grads: tf.NamedTensorMap } => {
+    const b = batch.x.shape[0];
+    const ids = Int32Array.from({ length: b }, (_, i) => first + i);
+    const tArr = trainingTimesteps(b, cfg.seed, step, first, T);
+    const t = tf.tensor1d(tArr, 'int32');
+    const noise = trainingNoise(batch.x.shape, cfg.seed, step, first);
+    const cond = conditionFor(model, batch, conditionDropMask(cfg.seed, step, ids, cfg.condDropProb));
+    try {
+      const dropoutSeed = keyedRng(cfg.seed, 'dropout', step, first).int(2 ** 31);
+      const { value, grads } = tf.variableGrads(
+        () => microBatchLoss(model, schedule, batch.x, t, noise, cond, snrWeights, dropoutSeed),
+        params.map(([, v]) => v),
+      );
+      return { loss: value, grads };
+    } finally {
+      tf.dispose([t, noise, ...(cond.classLabels ? [cond.classLabels] : [])]);
+    }
+  };
+
+  // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
+  let memory: MemoryEstimate | null = null;
+  if (tf.getBackend() === 'wasm') {
+    memory = await measureStepMemory((b) => {
+      const probe = fixedBatch(opts.train, Array.from({ length: b }, (_, i) => i), { padTo });
+      try {
+        const { loss, grads } = lossAndGrads(probe, 0, 0);
+        tf.dispose([loss, ...Object.values(grads)]);
+      } finally {
+        tf.dispose([probe.x, ...(probe.labels ? [probe.labels] : [])]);
+      }
+    });
+    assertBatchFits(memory, micro);
+  }
+
+  // ---- validation set: fixed examples, stratified timesteps, keyed noise
+  const valCount = opts.validation === null || cfg.valEvery === 0 ? 0 : Math.min(cfg.valSize, opts.validation.count);
+  const validationLoss = (net: UNet): number => {
+    if (opts.validation === null || valCount === 0) return NaN;
+    let total = 0;
+    for (let start = 0; start < valCount; start += micro) {
+      const n = Math.min(micro, valCount - start);
+      const idx = Array.from({ length: n }, (_, i) => start + i);
+      const batch = fixedBatch(opts.validation, idx, { padTo });
+      total += tf.tidy(() => {
+        const t = tf.tensor1d(Int32Array.from(idx, (i) => Math.floor(((i + 0.5) * T) / valCount)), 'int32');
+        const noise = trainingNoise(batch.x.shape, cfg.seed, -1, start);
+        const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
+        const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
+        const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
+        const out = net.apply({ x: xt, t, classLabels: labels });
+        return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
+      });
+      tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+    }
+    return total / valCount;
+  };
+
+  // ---- checkpoint: EMA weights for sampling/shipping, full state for resume (both atomic)
+  const checkpoint = async (step: number): Promise<void> => {
+    const weightsConfig = { ...opts.checkpointConfig, unet: model.config };
+    await saveModelWeights(weightsPath, ema, { kind: 'unet', config: weightsConfig, step, seed: cfg.seed, command: opts.command });
+    const tensors = new Map<string, tf.Tensor>();
+    for (const [n, v] of model.namedParameters()) tensors.set(`model.${n}`, v);
+    for (const [n, v] of ema.namedParameters()) tensors.set(`ema.${n}`, v);
+    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
+    const state: TrainingState = {
+      step,
+      tensors,
+      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
+    };
+    await saveTrainingState(statePath, state);
+  };
+
+  // ---- the loop
+  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
+  const losses: number[] = [];
+  let pendingLosses: tf.Scalar[] = [];
+  let lastNorm: tf.Scalar | null = null;
+  let lastCheckpoint = startStep;
+  let windowStart = Date.now();
+  let windowImages = 0;
+  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  let step = startStep;
+  let stoppedEarly = false;
+  try {
+    while (step < cfg.steps) {
+      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
+      let stepLoss: tf.Scalar | null = null;
+      let gradSum: Map<string, tf.Tensor> | null = null;
+      for (let m = 0; m < cfg.gradAccum; m++) {
+        const batch = iterator.next();
+        try {
+          const { loss, grads } = lossAndGrads(batch, step, m * micro);
+          const named = new Map(Object.entries(grads).map(([vn, g]) => [varNames.get(vn) as string, g]));
+          if (gradSum === null) {
+            gradSum = named;
+            stepLoss = loss;
+          } else {
+            const prevSum: Map<string, tf.Tensor> = gradSum;
+            const prevLoss = stepLoss as tf.Scalar;
+            gradSum = new Map([...prevSum].map(([n, g]) => [n, tf.add(g, named.get(n) as tf.Tensor)]));
+            stepLoss = tf.add(prevLoss, loss) as tf.Scalar;
+            tf.dispose([...prevSum.values(), ...named.values(), prevLoss, loss]);
+          }
+        } finally {
+          tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+        }
+      }
+      const sum = gradSum as Map<string, tf.Tensor>;
+      const grads = cfg.gradAccum === 1 ? sum : new Map([...sum].map(([n, g]) => [n, tf.div(g, cfg.gradAccum)]));
+      const meanLoss = cfg.gradAccum === 1 ? (stepLoss as tf.Scalar) : (tf.div(stepLoss as tf.Scalar, cfg.gradAccum) as tf.Scalar);
+      lastNorm?.dispose();
+      lastNorm = optimizer.applyGradients(params, grads, lr);
+      tf.dispose([...sum.values(), ...(grads !== sum ? grads.values() : []), ...(meanLoss !== stepLoss ? [stepLoss as tf.Scalar] : [])]);
+      updateEma(ema, model, emaDecay(step + 1, cfg.ema));
+      pendingLosses.push(meanLoss);
+      step += 1;
+      windowImages += cfg.batchSize;
+
+      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
+      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
+      if (step % cfg.logEvery === 0 || doCheckpoint) {
+        // Sync point: read the losses of the steps since the last read.
+        const values = await Promise.all(pendingLosses.map(async (l) => (await l.data())[0]));
+        tf.dispose(pendingLosses);
+        pendingLosses = [];
+        const bad = values.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) {
+          throw new Error(
+            `loss became ${values[bad]} at step ${step - values.length + bad + 1}: training stopped. ` +
+              `The last good checkpoint (step ${lastCheckpoint}) is kept in ${outDir}. Lower --lr or enable gradient clipping.`,
+          );
+        }
+        losses.push(...values);
+        const gradNorm = (await (lastNorm as tf.Scalar).data())[0];
+        const secs = (Date.now() - windowStart) / 1000;
+        const row: MetricsRow = {
+          step,
+          loss: values[values.length - 1],
+          lr,
+          gradNorm,
+          imagesPerSec: windowImages / Math.max(secs, 1e-9),
+          wallSeconds: (Date.now() - runStart) / 1000,
+          ...(cfg.valEvery > 0 && (step % cfg.valEvery === 0 || atEnd) && valCount > 0
+            ? { valLoss: validationLoss(model), valLossEma: validationLoss(ema) }
+            : {}),
+        };
+        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        opts.onMetrics?.(row);
+        progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) } });
+        windowStart = Date.now();
+        windowImages = 0;
+      }
+      if (opts.onSample && ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd)) {
+        await opts.onSample(ema, step, path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`));
+      }
+      // A stop requested during this step (e.g. by a metrics callback) still gets its checkpoint.
+      if (doCheckpoint || (opts.signal?.aborted ?? false)) {
+        await checkpoint(step);
+        lastCheckpoint = step;
+      }
+      if (opts.signal?.aborted && step < cfg.steps) {
+        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    tf.dispose(pendingLosses);
+    lastNorm?.dispose();
+    snrWeights?.dispose();
+    optimizer.dispose();
+  }
+  progress.done();
+
+  // ---- loss curve of the whole run (including earlier sessions)
+  const all = readMetrics(metricsPath, step);
+  if (all.length > 1) {
+    const series = [{ name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }];
+    const val = all.filter((r) => r.valLoss !== undefined);
+    if (val.length > 0) series.push({ name: 'val loss', xs: val.map((r) => r.step), ys: val.map((r) => r.valLoss as number) });
+    const valEma = all.filter((r) => r.valLossEma !== undefined);
+    if (valEma.length > 0) series.push({ name: 'val loss (EMA)', xs: valEma.map((r) => r.step), ys: valEma.map((r) => r.valLossEma as number) });
+    saveLinePlot(path.join(outDir, 'loss.png'), series, { width: 640, height: 400, logY: true, title: 'loss' });
+  }
+  return { startStep, endStep: step, losses, memory, stoppedEarly };
+}
