@@ -67,7 +67,7 @@ export interface ThreadedWasmInfo {
 /** The parts of the emscripten module this file touches (typed here; the glue ships no usable types). */
 interface ThreadedGlueModule {
   cwrap(ident: string, returnType: 'number' | null, argTypes: readonly 'number'[]): (...args: number[]) => number;
-  PThread: { terminateAllThreads(): void };
+  PThread: { terminateAllThreads(): void; unusedWorkers: Array<{ terminate(): unknown }> };
   tfjs?: unknown;
 }
 
@@ -244,6 +244,11 @@ export async function initThreadedWasm(threads: number): Promise<ThreadedWasmInf
     backend = new pkg.BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
     const got = pkg.getThreadsCount();
     if (got !== threads) throw new Error(`XNNPACK reports ${got} threads, expected ${threads}`);
+    // The glue pre-spawns 8 pthread workers (its PTHREAD_POOL_SIZE); XNNPACK's pool runs threads - 1 of
+    // them (the calling thread is the other). End the idle rest: 7-15 MB of RSS each. Should a pthread
+    // be created later, emscripten spawns a worker on demand from the worker file (kept until shutdown).
+    for (const idle of module.PThread.unusedWorkers) idle.terminate();
+    module.PThread.unusedWorkers = [];
   } catch (e) {
     if (backend !== null) backend.dispose();
     else if (module !== null) module.PThread.terminateAllThreads();

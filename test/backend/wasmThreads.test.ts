@@ -54,10 +54,11 @@ function expectAllClose(got: Outputs, ref: Outputs, rtol: number): void {
   }
 }
 
-/** Pool threads besides the calling one: the pthread workers running XNNPACK's loop. */
-function runningPoolThreads(): number {
-  const be = tf.backend() as unknown as { wasm: { PThread?: { runningWorkers: unknown[] } } };
-  return be.wasm.PThread === undefined ? 0 : be.wasm.PThread.runningWorkers.length;
+/** pthread workers of the active wasm backend: running XNNPACK's loop, and idle. */
+function pthreadWorkers(): { running: number; idle: number } {
+  const be = tf.backend() as unknown as { wasm: { PThread?: { runningWorkers: unknown[]; unusedWorkers: unknown[] } } };
+  const pt = be.wasm.PThread;
+  return pt === undefined ? { running: 0, idle: 0 } : { running: pt.runningWorkers.length, idle: pt.unusedWorkers.length };
 }
 
 let cpuSmall: Outputs;
@@ -120,7 +121,7 @@ describe('threaded SIMD wasm backend', () => {
     expect(info).toEqual({ choice: 'wasm', tfBackend: 'wasm', reason: 'requested: embedded WASM backend (threaded SIMD build)', threads: 2 });
     expect(lines).toEqual(['backend: wasm, 2 threads (requested: embedded WASM backend (threaded SIMD build))']);
     expect(getThreadsCount()).toBe(2); // not silently capped to cores / 2 = 1
-    expect(runningPoolThreads()).toBe(1); // one pool thread besides the caller
+    expect(pthreadWorkers()).toEqual({ running: 1, idle: 0 }); // one pool thread besides the caller; idle ones ended
     expect(os.cpus().length).toBe(CORES); // the core-count patch was undone
 
     const t = threadedWasmInfo();
@@ -160,7 +161,7 @@ describe('threaded SIMD wasm backend', () => {
     const info = await initBackend('wasm');
     expect(info.threads).toBe(1);
     expect(getThreadsCount()).toBe(1);
-    expect(runningPoolThreads()).toBe(0);
+    expect(pthreadWorkers()).toEqual({ running: 0, idle: 0 });
     expectAllClose(await workload(false), wasm1Small, 0);
   });
 });
