@@ -16,6 +16,8 @@
  *                  [Cin, H, W, B], filter dY as [oh, ow, B, Cout], dilation =
  *                  stride, output [Cin, kh, kw, Cout].
  *   1x1, stride 1, no padding: plain matMuls with explicit transposes.
+ *   db (optional fused bias): ones[1, B*oh*ow] @ dY, a plain matMul (summing over
+ *                  leading axes with tf.sum transposes first and was ~10x slower).
  *
  * Padding: a number p is PyTorch's symmetric zero padding (nn.Conv2d(padding=p));
  * 'same' and 'valid' are TensorFlow's ('same' at stride 2 pads bottom/right
@@ -37,6 +39,8 @@ export interface Conv2dOptions {
   stride?: 1 | 2;
   /** PyTorch-style symmetric zero padding, or TF 'same' / 'valid'. Default floor(k / 2). */
   padding?: ConvPadding;
+  /** Optional bias [Cout], fused into the conv (and differentiated). Default none. */
+  bias?: tf.Tensor1D | null;
 }
 
 /** Pads of one spatial axis: `before` zeros at the start, `after` at the end. */
@@ -112,14 +116,25 @@ function isPointwise(g: ConvGeometry): boolean {
 // ---------------------------------------------------------------------------
 // forward and gradients
 
-function convForward(x: tf.Tensor4D, weight: tf.Tensor4D, g: ConvGeometry): tf.Tensor4D {
+function convForward(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor1D | null, g: ConvGeometry): tf.Tensor4D {
   if (isPointwise(g)) {
     const [b, hh, ww, cin] = x.shape;
     const cout = weight.shape[3];
-    const y = tf.matMul(tf.reshape(x, [b * hh * ww, cin]), tf.reshape(weight, [cin, cout]));
+    const x2 = tf.reshape(x, [b * hh * ww, cin]) as tf.Tensor2D;
+    const w2 = tf.reshape(weight, [cin, cout]) as tf.Tensor2D;
+    const y = bias === null ? tf.matMul(x2, w2) : tf.fused.matMul({ a: x2, b: w2, bias });
     return tf.reshape(y, [b, hh, ww, cout]);
   }
-  return tf.conv2d(x, weight, g.stride, tfPadding(g.h, g.w, g.stride));
+  const pad = tfPadding(g.h, g.w, g.stride);
+  if (bias === null) return tf.conv2d(x, weight, g.stride, pad);
+  return tf.fused.conv2d({ x, filter: weight, strides: g.stride, pad, bias });
+}
+
+/** Sum of dY over every axis but the last: ones[1, rows] @ dY[rows, C] -> [C]. */
+function sumToChannels(dy: tf.Tensor): tf.Tensor1D {
+  const c = dy.shape[dy.rank - 1] as number;
+  const rows = dy.size / c;
+  return tf.reshape(tf.matMul(tf.ones([1, rows]), tf.reshape(dy, [rows, c])), [c]);
 }
 
 /** dX for stride 1: correlation of dY with the flipped, in/out-swapped kernel. */
@@ -218,23 +233,33 @@ export function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, options: Conv2dOptio
     h: axisGeometry(x.shape[1], kh, stride, padH, 'height'),
     w: axisGeometry(x.shape[2], kw, stride, padW, 'width'),
   };
+  const bias = options.bias ?? null;
+  if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== weight.shape[3])) {
+    throw new Error(`conv2d: bias must be [${weight.shape[3]}], got shape [${bias.shape}]`);
+  }
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const xi = args[0] as tf.Tensor4D;
     const wi = args[1] as tf.Tensor4D;
-    const save = args[2] as tf.GradSaveFunc;
+    const bi = bias === null ? null : (args[2] as tf.Tensor1D);
+    const save = args[args.length - 1] as tf.GradSaveFunc;
     save([xi, wi]);
     return {
-      value: convForward(xi, wi, g),
+      value: convForward(xi, wi, bi, g),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
         const dy4 = dy as tf.Tensor4D;
-        if (isPointwise(g)) return pointwiseGrads(xs, ws, dy4);
-        const dx = g.stride === 1 ? convGradInputStride1(dy4, ws, g) : convGradInputStride2(dy4, ws, g);
-        return [dx, convGradWeight(xs, dy4, g)];
+        let grads: tf.Tensor[];
+        if (isPointwise(g)) {
+          grads = pointwiseGrads(xs, ws, dy4);
+        } else {
+          const dx = g.stride === 1 ? convGradInputStride1(dy4, ws, g) : convGradInputStride2(dy4, ws, g);
+          grads = [dx, convGradWeight(xs, dy4, g)];
+        }
+        return bias === null ? grads : [...grads, sumToChannels(dy4)];
       },
     };
   });
-  return f(x, weight) as tf.Tensor4D;
+  return (bias === null ? f(x, weight) : f(x, weight, bias)) as tf.Tensor4D;
 }
 
 // ---------------------------------------------------------------------------
@@ -288,9 +313,6 @@ export class Conv2d extends Module {
 
   /** x [B, H, W, Cin] -> [B, oh, ow, Cout]. */
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      const y = conv2d(x, this.weight as tf.Tensor4D, { stride: this.stride, padding: this.padding });
-      return this.bias === null ? y : tf.add(y, this.bias);
-    });
+    return conv2d(x, this.weight as tf.Tensor4D, { stride: this.stride, padding: this.padding, bias: this.bias as tf.Tensor1D | null });
   }
 }

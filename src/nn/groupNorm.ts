@@ -13,6 +13,9 @@
  *   g = dy * gamma
  *   dx = r * (g - mean(g) - xhat * mean(g * xhat))
  *   dgamma = sum(dy * xhat),  dbeta = sum(dy)   (over all but the channel axis)
+ *
+ * The channel sums are matMuls ones[1, B*S] @ [B*S, C] (tf.sum over leading axes
+ * transposes first and was several times slower on WASM).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -39,8 +42,11 @@ function groupNorm4d(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps:
         const meanG = tf.mean(g, [1, 3], true);
         const meanGX = tf.mean(tf.mul(g, xh), [1, 3], true);
         const dx = tf.mul(rs, tf.sub(tf.sub(g, meanG), tf.mul(xh, meanGX)));
-        const dgamma = tf.reshape(tf.sum(tf.mul(dy, xh), [0, 1]), [groups * cg]);
-        const dbeta = tf.reshape(tf.sum(dy, [0, 1]), [groups * cg]);
+        const c = groups * cg;
+        const rows = dy.size / c;
+        const ones = tf.ones([1, rows]);
+        const dgamma = tf.reshape(tf.matMul(ones, tf.reshape(tf.mul(dy, xh), [rows, c])), [c]);
+        const dbeta = tf.reshape(tf.matMul(ones, tf.reshape(dy, [rows, c])), [c]);
         return [dx, dgamma, dbeta];
       },
     };

@@ -90,6 +90,32 @@ describe('conv2d gradients on wasm match cpu autodiff', () => {
   });
 });
 
+describe('conv2d with fused bias: gradients on wasm match cpu autodiff of conv + add', () => {
+  const cases: Array<[number[], number, 1 | 2, ConvPadding, number]> = [
+    [[2, 5, 6, 3], 3, 1, 1, 4],
+    [[2, 6, 6, 3], 3, 2, 1, 4],
+    [[1, 6, 7, 2], 3, 2, 'same', 3],
+    [[3, 4, 5, 3], 1, 1, 0, 5],
+  ];
+  it.each(cases)('x %j, k %i, stride %i, padding %p, Cout %i', async (xShape, k, stride, padding, cout) => {
+    const rng = new Rng(`conv-bias-${xShape}-${k}-${stride}-${padding}`);
+    const inputs = [randomHost(xShape, rng), randomHost([k, k, xShape[3], cout], rng), randomHost([cout], rng)];
+    await expectMatchesCpuAutodiff(
+      (a, b, c) => conv2d(a as tf.Tensor4D, b as tf.Tensor4D, { stride, padding, bias: c as tf.Tensor1D }),
+      (a, b, c) => tf.add(refConv2d(a, b, stride, padding), c),
+      inputs,
+    );
+  });
+
+  it('rejects a bias of the wrong size', () => {
+    tf.tidy(() => {
+      expect(() => conv2d(tf.zeros([1, 3, 3, 2]) as tf.Tensor4D, tf.zeros([3, 3, 2, 4]) as tf.Tensor4D, { bias: tf.zeros([3]) as tf.Tensor1D })).toThrow(
+        /bias must be \[4\]/,
+      );
+    });
+  });
+});
+
 describe('Conv2d module', () => {
   it('registers HWIO weight and bias with PyTorch default init bounds', () => {
     const conv = new Conv2d({ inChannels: 4, outChannels: 8, kernelSize: 3, rng: new Rng(0) });
