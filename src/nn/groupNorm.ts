@@ -28,9 +28,9 @@ function groupNorm4d(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps:
     const gi = args[1] as tf.Tensor1D;
     const bi = args[2] as tf.Tensor1D;
     const save = args[3] as tf.GradSaveFunc;
-    const { mean, variance } = tf.moments(xi, [1, 3], true); // [B, 1, G, 1]
-    const r = tf.rsqrt(tf.add(variance, eps));
-    const xhat = tf.mul(tf.sub(xi, mean), r);
+    const centred = tf.sub(xi, tf.mean(xi, [1, 3], true)); // mean [B, 1, G, 1]
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centred), [1, 3], true), eps));
+    const xhat = tf.mul(centred, r);
     const g4 = tf.reshape(gi, [1, 1, groups, cg]);
     const b4 = tf.reshape(bi, [1, 1, groups, cg]);
     save([xhat, r, g4]);
