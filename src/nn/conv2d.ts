@@ -213,8 +213,10 @@ function pointwiseGrads(x: tf.Tensor4D, weight: tf.Tensor4D, dy: tf.Tensor4D): [
 // the function
 
 /**
- * y = conv2d(x, weight): x [B, H, W, Cin], weight [kh, kw, Cin, Cout] (odd kh, kw)
- * -> [B, oh, ow, Cout], differentiable w.r.t. x and weight with the fast gradients above.
+ * y = conv2d(x, weight) (+ bias): x [B, H, W, Cin], weight [kh, kw, Cin, Cout] (odd kh, kw),
+ * optional bias [Cout] -> [B, oh, ow, Cout] with oh = floor((H + padTop + padBottom - kh) / stride) + 1.
+ * Differentiable w.r.t. x, weight and bias with the fast gradients above. Padding larger
+ * than k - 1 is rejected.
  */
 export function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, options: Conv2dOptions = {}): tf.Tensor4D {
   const stride = options.stride ?? 1;
