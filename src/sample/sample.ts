@@ -24,7 +24,7 @@ const OWN_OPTIONS: Readonly<Record<SamplerName, readonly string[]>> = {
 };
 
 /** Runs the sampler `name`; see sampleDdpm / sampleDdim / sampleDpmSolverPP. */
-export function sample<N extends SamplerName>(
+export async function sample<N extends SamplerName>(
   name: N,
   denoise: Denoiser,
   shape: readonly number[],
