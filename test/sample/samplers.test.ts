@@ -71,6 +71,7 @@ describe('samplers', () => {
   });
 
   it('DDIM eta = 0 is deterministic given x_T (the seed only draws x_T)', async () => {
+    const before = tf.memory().numTensors;
     const xT = noiseForBatch([2, 8], 'start', 0, 'xT');
     const d = gaussianDenoiser(schedule, 'epsilon');
     const a = await values(await sampleDdim(d, [2, 8], schedule, { steps: 20, eta: 0, predictionType: 'epsilon', seed: 1, xT }));
@@ -78,7 +79,9 @@ describe('samplers', () => {
     expect(a).toEqual(b);
     const c = await values(await sampleDdim(d, [2, 8], schedule, { steps: 20, eta: 0.5, predictionType: 'epsilon', seed: 2, xT }));
     expect(maxAbsDiff(a, c)).toBeGreaterThan(1e-3);
+    expect(xT.isDisposed).toBe(false); // the caller's x_T is not consumed
     xT.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('DDIM eta = 1 over all T steps equals DDPM fixed-small (same noise keys)', async () => {
