@@ -279,6 +279,7 @@ export async function initThreadedWasm(threads: number): Promise<ThreadedWasmInf
     await tf.ready();
   } catch (e) {
     shutdownThreadedWasm();
+    if (!handedOut) instance.dispose(); // the engine never took it, so removeBackend did not dispose it
     throw fail(messageOf(e));
   }
   return info;
