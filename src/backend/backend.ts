@@ -15,7 +15,7 @@
  * which keeps the process alive until `shutdownBackend()` is called.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initThreadedWasm, shutdownThreadedWasm, validateThreads } from './wasmThreads';
+import { initThreadedWasm, shutdownThreadedWasm, threadedWasmInfo, validateThreads } from './wasmThreads';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -79,6 +79,11 @@ async function initWasm(threads: number): Promise<number> {
   // found next to the package's dist/ files in Node.
   await import('@tensorflow/tfjs-backend-wasm');
   if (threads > 1) return (await initThreadedWasm(threads)).threads;
+  const running = threadedWasmInfo();
+  if (running !== null) {
+    // tf.setBackend('wasm') would silently reuse the threaded instance.
+    throw new Error(`wasm with threads: 1 requested but the threaded wasm backend is running with ${running.threads} threads; call shutdownBackend() first`);
+  }
   await activate('wasm');
   return 1;
 }

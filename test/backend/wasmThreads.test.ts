@@ -144,8 +144,9 @@ describe('threaded SIMD wasm backend', () => {
     expectAllClose(small, cpuSmall, 1e-4);
   });
 
-  itMulti('refuses a second threaded start while one runs', async () => {
+  itMulti('refuses a second start, threaded or not, while one runs', async () => {
     await expect(initBackend('wasm', { threads: 2 })).rejects.toThrow('already running with 2 threads; call shutdownBackend() first');
+    await expect(initBackend('wasm')).rejects.toThrow('threaded wasm backend is running with 2 threads; call shutdownBackend() first');
     expect(getThreadsCount()).toBe(2);
   });
 
