@@ -1,0 +1,102 @@
+/**
+ * tfjs-diffusion: public API. Every export is named here; internals stay in
+ * their modules.
+ */
+
+// backend
+export { initBackend, shutdownBackend, BACKEND_CHOICES } from './backend/backend';
+export type { BackendChoice, BackendInfo, InitBackendOptions } from './backend/backend';
+export { Rng, keyedRng, randomNormal, randomUniform } from './backend/random';
+export type { RngState } from './backend/random';
+export { measureStepMemory, assertBatchFits, maxBatchThatFits, predictPeakBytes, WASM_HEAP_LIMIT_BYTES } from './backend/memory';
+export type { MemoryEstimate } from './backend/memory';
+
+// nn
+export { Module } from './nn/module';
+export type { ParamLayout } from './nn/module';
+export { conv2d, Conv2d } from './nn/conv2d';
+export type { Conv2dArgs, Conv2dOptions, ConvPadding } from './nn/conv2d';
+export { linear, Linear } from './nn/linear';
+export type { LinearArgs } from './nn/linear';
+export { groupNorm, GroupNorm } from './nn/groupNorm';
+export { layerNorm, LayerNorm } from './nn/layerNorm';
+export { embeddingLookup, Embedding } from './nn/embedding';
+export { multiHeadAttention, SelfAttention, CrossAttention } from './nn/attention';
+export { silu, gelu, activation } from './nn/activations';
+export type { Activation } from './nn/activations';
+export { dropout } from './nn/dropout';
+export { upsampleNearest2x } from './nn/upsample';
+export { timestepEmbedding } from './nn/timestepEmbedding';
+
+// models
+export { UNet, unetConfig, UNET_DEFAULTS, levelResolutions } from './models/unet';
+export type { UNetConfig, UNetConfigInput, UNetInputs } from './models/unet';
+export { UNET_PRESETS, UNET_PRESET_NAMES } from './models/unetPresets';
+export type { UNetPreset } from './models/unetPresets';
+export { unetConfigFromPeer, importTorchUNetWeights, loadTorchUNet } from './models/unetTorch';
+
+// schedules and noising
+export { makeSchedule, tableAt } from './schedule/schedule';
+export type { Schedule } from './schedule/schedule';
+export { scheduleConfig, makeBetas, rescaleZeroTerminalSnr, SCHEDULE_DEFAULTS, SCHEDULE_KINDS } from './schedule/betas';
+export type { ScheduleConfig, ScheduleKind } from './schedule/betas';
+export { qSample } from './schedule/noising';
+export {
+  predictX0FromEps, predictEpsFromX0, vTarget, predictX0FromV, predictEpsFromV, trainingTarget, modelOutputToX0AndEps, PREDICTION_TYPES,
+} from './schedule/parameterization';
+export type { PredictionType } from './schedule/parameterization';
+
+// samplers
+export { sample } from './sample/sample';
+export { sampleDdpm } from './sample/ddpm';
+export { sampleDdim } from './sample/ddim';
+export { sampleDpmSolverPP } from './sample/dpmSolverPP';
+export { classifierFreeGuidance } from './sample/guidance';
+export { clipX0, NO_CLIP } from './sample/thresholding';
+export type { ClipMode } from './sample/thresholding';
+export { samplingTimesteps } from './sample/timesteps';
+export { noiseForBatch } from './sample/noise';
+export { SAMPLER_NAMES } from './sample/types';
+export type { Cond, Denoiser, SamplerName, SamplerOptions, StepInfo } from './sample/types';
+
+// training
+export { trainDiffusion, STATE_FILE, WEIGHTS_FILE, METRICS_FILE } from './train/loop';
+export type { TrainDiffusionOptions, TrainResult, MetricsRow } from './train/loop';
+export { trainConfig, TRAIN_DEFAULTS } from './train/trainConfig';
+export type { TrainConfig } from './train/trainConfig';
+export { AdamW, ADAMW_DEFAULTS } from './train/adamw';
+export type { AdamWConfig } from './train/adamw';
+export { emaDecay, updateEma, EMA_DEFAULTS } from './train/ema';
+export { learningRate } from './train/lr';
+export { diffusionLoss, minSnrWeights } from './train/losses';
+export { conditionDropMask, dropLabels, dropContext } from './train/cfgDropout';
+export { saveModelWeights, loadModelWeights, readModelConfig, saveTrainingState, loadTrainingState } from './train/checkpoint';
+export type { CheckpointInfo, TrainingState } from './train/checkpoint';
+export { ProgressReporter } from './train/progress';
+
+// data
+export { loadDataset, DATASET_NAMES } from './data/load';
+export type { DatasetName } from './data/load';
+export type { ImageDataset, DatasetSplit } from './data/dataset';
+export { BatchIterator, fixedBatch } from './data/batches';
+export type { Batch, BatchIteratorState } from './data/batches';
+export { loadMnist } from './data/mnist';
+export { loadFashionMnist } from './data/fashionMnist';
+export { loadCifar10 } from './data/cifar10';
+export { loadImageFolder } from './data/imageFolder';
+
+// io
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, toTfTensors, fromTfTensors } from './io/safetensors';
+export type { SafeTensor, SafeDType } from './io/safetensors';
+export { toTorchLayout, fromTorchLayout } from './io/torchLayout';
+export { readPipelineManifest, writePipelineManifest } from './io/pipeline';
+export type { PipelineManifest, PipelineDesign } from './io/pipeline';
+export { savePng, loadPng, loadPngTensor, saveImageGrid, saveImages } from './io/png';
+export { saveLinePlot } from './io/plot';
+
+// pipelines
+export { loadPixelPipeline, generate, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
+export type { PixelPipeline, GenerateOptions } from './pipelines/pixelDiffusion';
+export { trainPixelDiffusion } from './pipelines/pixelTraining';
+export type { PixelTrainingOptions } from './pipelines/pixelTraining';
+export { unetDenoiser } from './pipelines/unetDenoiser';
