@@ -347,7 +347,7 @@ export class UNet extends Module {
         }
       });
 
-      return this.convOut.apply(silu(this.normOut.apply(h)) as tf.Tensor4D); // [B, S, S, outChannels]
+      return this.convOut.apply(this.normOut.applySilu(h) as tf.Tensor4D); // [B, S, S, outChannels]
     });
   }
 

@@ -112,10 +112,10 @@ export class ResBlock extends Module {
    */
   apply(x: tf.Tensor4D, tembAct: tf.Tensor2D, dropoutRng: Rng | null): tf.Tensor4D {
     return tf.tidy(() => {
-      let h = this.conv1.apply(silu(this.norm1.apply(x)) as tf.Tensor4D); // [B, H, W, out]
+      let h = this.conv1.apply(this.norm1.applySilu(x) as tf.Tensor4D); // [B, H, W, out]
       const tb = this.temb.apply(tembAct); // [B, out]
       h = tf.add(h, tf.reshape(tb, [tb.shape[0], 1, 1, this.outChannels]));
-      let a = silu(this.norm2.apply(h)) as tf.Tensor4D;
+      let a = this.norm2.applySilu(h) as tf.Tensor4D;
       if (dropoutRng !== null && this.dropoutRate > 0) a = dropout(a, this.dropoutRate, dropoutRng) as tf.Tensor4D;
       h = this.conv2.apply(a);
       const s = this.skip !== null ? this.skip.apply(x) : x;

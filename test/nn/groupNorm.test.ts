@@ -48,6 +48,23 @@ describe('groupNorm', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it.each(cases)('fused SiLU: value and gradients on wasm match cpu autodiff of silu(groupNorm): x %j, %i groups', async (shape, groups) => {
+    const rng = new Rng(`gn-silu-${shape}-${groups}`);
+    const c = shape[shape.length - 1];
+    const x = randomHost(shape, rng, 2);
+    x.data.forEach((v, i) => (x.data[i] = v + 0.5)); // nonzero mean
+    const before = tf.memory().numTensors;
+    await expectMatchesCpuAutodiff(
+      (a, g, b) => groupNorm(a, g as tf.Tensor1D, b as tf.Tensor1D, groups, 1e-5, { silu: true }),
+      (a, g, b) => {
+        const y = refGroupNorm(a, g, b, groups, 1e-5);
+        return tf.mul(y, tf.sigmoid(y));
+      },
+      [x, randomHost([c], rng), randomHost([c], rng)],
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('GroupNorm module: weight ones, bias zeros, clear error on indivisible channels', () => {
     const gn = new GroupNorm({ numGroups: 4, numChannels: 8 });
     expect(gn.namedParameters().map(([n, v]) => [n, v.shape])).toEqual([
