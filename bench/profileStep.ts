@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const stepTimes = await timeRuns(a.warmup, a.steps, async () => step());
   const fwdTimes = await timeRuns(1, a.steps, async () => forward());
   if (tf.memory().numTensors !== n0) console.log(`WARNING: tensor leak ${tf.memory().numTensors - n0}`);
-  const fmt = (v: number[]): string => `median ${median(v).toFixed(0)} ms [${v.map((q) => q.toFixed(0)).join(', ')}]`;
+  const fmt = (v: number[]): string => `median ${median(v).toFixed(0)} ms, min ${Math.min(...v).toFixed(0)} [${v.map((q) => q.toFixed(0)).join(', ')}]`;
   console.log(`step    ${fmt(stepTimes)}  = ${((B * 1000) / median(stepTimes)).toFixed(1)} img/s`);
   console.log(`forward ${fmt(fwdTimes)}  = ${((B * 1000) / median(fwdTimes)).toFixed(1)} img/s`);
   console.log(`wasm heap after: ${((tf.memory() as { numBytesInWASMHeap?: number }).numBytesInWASMHeap ?? 0) / 1e6} MB, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);

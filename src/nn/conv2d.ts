@@ -28,6 +28,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { Rng, randomUniform } from '../backend/random';
+import { channelsFirstBatchLast, transpose2d } from './fastTranspose';
 
 // ---------------------------------------------------------------------------
 // types
@@ -192,7 +193,7 @@ function convGradWeight(x: tf.Tensor4D, dy: tf.Tensor4D, g: ConvGeometry): tf.Te
     const [b, hh, ww, c] = x.shape;
     xs = tf.slice(x, [0, 0, 0, 0], [b, hh + Math.min(afterH, 0), ww + Math.min(afterW, 0), c]);
   }
-  const xT = tf.transpose(xs, [3, 1, 2, 0]) as tf.Tensor4D; // [Cin, H, W, B]
+  const xT = channelsFirstBatchLast(xs); // [Cin, H, W, B]
   const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, B, Cout]
   const pad = explicitPad(g.h.before, Math.max(afterH, 0), g.w.before, Math.max(afterW, 0));
   const dw = tf.conv2d(xT, dyT, 1, pad, 'NHWC', s); // [Cin, kh, kw, Cout]
@@ -204,8 +205,10 @@ function pointwiseGrads(x: tf.Tensor4D, weight: tf.Tensor4D, dy: tf.Tensor4D): [
   const cout = weight.shape[3];
   const n = b * hh * ww;
   const dy2 = tf.reshape(dy, [n, cout]);
+  const x2 = tf.reshape(x, [n, cin]);
   const dx = tf.matMul(dy2, tf.transpose(tf.reshape(weight, [cin, cout]))); // [n, Cin]
-  const dw = tf.matMul(tf.transpose(tf.reshape(x, [n, cin])), dy2); // [Cin, Cout]
+  // dW = x^T dY, or (dY^T x)^T when Cout < Cin: transpose the narrower of the two big operands.
+  const dw = cout < cin ? tf.transpose(tf.matMul(transpose2d(dy2), x2)) : tf.matMul(transpose2d(x2), dy2); // [Cin, Cout]
   return [tf.reshape(dx, x.shape), tf.reshape(dw, weight.shape)];
 }
 

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { Rng, randomUniform } from '../backend/random';
+import { transpose2d } from './fastTranspose';
 
 /** Forward with a fused bias; customGrad over (x [N, in], w [in, out], b [out]). */
 const denseWithBias = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -24,7 +25,7 @@ const denseWithBias = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const dy2 = dy as tf.Tensor2D;
       const db = tf.reshape(tf.matMul(tf.ones([1, dy2.shape[0]]), dy2), [dy2.shape[1]]);
-      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy2), db];
+      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(transpose2d(xs), dy2), db];
     },
   };
 });
@@ -39,7 +40,7 @@ const denseNoBias = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) 
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
       const dy2 = dy as tf.Tensor2D;
-      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy2)];
+      return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(transpose2d(xs), dy2)];
     },
   };
 });
