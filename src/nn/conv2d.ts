@@ -131,11 +131,17 @@ function convForward(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor1D | nu
   return tf.fused.conv2d({ x, filter: weight, strides: g.stride, pad, bias });
 }
 
-/** Sum of dY over every axis but the last: ones[1, rows] @ dY[rows, C] -> [C]. */
-function sumToChannels(dy: tf.Tensor): tf.Tensor1D {
+/**
+ * Sum of dY over every axis but the last -> [C]: per-sample sums as a batched
+ * matMul ones[B, 1, S] @ dY[B, S, C] (dY stays the A-side operand, so XNNPACK does not
+ * repack it as weights), then ones[1, B] @ [B, C].
+ */
+export function sumToChannels(dy: tf.Tensor): tf.Tensor1D {
   const c = dy.shape[dy.rank - 1] as number;
-  const rows = dy.size / c;
-  return tf.reshape(tf.matMul(tf.ones([1, rows]), tf.reshape(dy, [rows, c])), [c]);
+  const b = dy.rank > 2 ? dy.shape[0] : 1;
+  const s = dy.size / (b * c);
+  const perSample = tf.reshape(tf.matMul(tf.ones([b, 1, s]), tf.reshape(dy, [b, s, c])), [b, c]);
+  return tf.reshape(tf.matMul(tf.ones([1, b]), perSample), [c]);
 }
 
 /** dX for stride 1: correlation of dY with the flipped, in/out-swapped kernel. */
