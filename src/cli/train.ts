@@ -41,6 +41,7 @@ interface TrainArgs extends BackendArgs {
   'grid-steps': number;
   'grid-guidance': number;
   seed: number;
+  profile: boolean;
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -78,7 +79,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('grid-sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: 'dpm-solver++' })
       .option('grid-steps', { type: 'number', default: 20 })
       .option('grid-guidance', { type: 'number', default: 1.5 })
-      .option('seed', { type: 'number', default: 0 }) as never,
+      .option('seed', { type: 'number', default: 0 })
+      .option('profile', { type: 'boolean', default: false, describe: 'before training, print the ten most expensive kernels of one step' }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
       const controller = new AbortController();
@@ -126,6 +128,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         signal: controller.signal,
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
+        profile: args.profile,
       });
       process.off('SIGINT', onSigint);
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out}\n`);

@@ -44,6 +44,8 @@ export interface PixelTrainingOptions {
   readonly signal?: AbortSignal;
   readonly command?: string;
   readonly isTTY?: boolean;
+  /** Profile one step before training and log the top kernels. */
+  readonly profile?: boolean;
 }
 
 function nextPowerOfTwo(n: number): number {
@@ -122,6 +124,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
       signal: opts.signal,
       command: opts.command,
       isTTY: opts.isTTY,
+      profile: opts.profile,
     });
     await writePipelineManifest(opts.outDir, {
       design: 'pixel',

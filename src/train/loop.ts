@@ -39,6 +39,7 @@ import { conditionDropMask, dropLabels } from './cfgDropout';
 import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState } from './checkpoint';
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter } from './progress';
+import { profileKernels } from './profile';
 
 // ---------------------------------------------------------------- types
 
@@ -81,6 +82,8 @@ export interface TrainDiffusionOptions {
   readonly command?: string;
   /** Whether the terminal supports a rewriting progress line. */
   readonly isTTY?: boolean;
+  /** Before training, profile one micro-batch step and log its ten most expensive kernels. */
+  readonly profile?: boolean;
 }
 
 export interface TrainResult {
@@ -241,6 +244,22 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
       }
     });
     assertBatchFits(memory, micro);
+  }
+
+  // ---- --profile: where one micro-batch step spends its time (on a throwaway batch; nothing is updated)
+  if (opts.profile === true) {
+    const probe = fixedBatch(opts.train, Array.from({ length: micro }, (_, i) => i), { padTo });
+    try {
+      const prof = await profileKernels(() => {
+        const { loss, grads } = lossAndGrads(probe, 0, 0);
+        tf.dispose([loss, ...Object.values(grads)]);
+      }, 10);
+      log(`profile of one step (micro-batch ${micro}): ${prof.wallMs.toFixed(0)} ms wall, ${prof.totalMs.toFixed(0)} ms in kernels; top kernels:`);
+      for (const r of prof.rows) log(`  ${r.kernel.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
+      log(`  ${'(other kernels)'.padEnd(28)} ${prof.otherMs.toFixed(1).padStart(9)} ms`);
+    } finally {
+      tf.dispose([probe.x, ...(probe.labels ? [probe.labels] : [])]);
+    }
   }
 
   // ---- validation set: fixed examples, stratified timesteps, keyed noise

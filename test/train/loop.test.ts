@@ -113,6 +113,25 @@ describe('trainDiffusion', () => {
     expect(info.step).not.toBeNull();
   });
 
+  it('with profile, logs the most expensive kernels of one step before training', async () => {
+    const { model, ema } = makeModels(2);
+    const lines: string[] = [];
+    try {
+      await trainDiffusion({
+        model, ema, schedule: makeSchedule(), train: tinyDataset(8, 1), validation: null, config: { ...BASE, steps: 1 },
+        outDir: tmpDir(), resume: false, checkpointConfig: {}, profile: true, onLog: (l) => lines.push(l),
+      });
+    } finally {
+      model.dispose();
+      ema.dispose();
+    }
+    const head = lines.findIndex((l) => l.startsWith('profile of one step (micro-batch 4)'));
+    expect(head).toBeGreaterThanOrEqual(0);
+    const rows = lines.slice(head + 1, head + 11);
+    expect(rows).toHaveLength(10);
+    for (const r of rows) expect(r).toMatch(/^ {2}\S+\s+\d+\.\d ms\s+\d+\.\d%\s+\d+ calls$/);
+  });
+
   it('refuses a dataset whose channels do not match the model', async () => {
     const { model, ema } = makeModels(1);
     const rgb: ImageDataset = { ...tinyDataset(4, 1), channels: 3, images: new Uint8Array(4 * 64 * 3) };
