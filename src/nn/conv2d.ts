@@ -256,7 +256,8 @@ export function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, options: Conv2dOptio
     save([xi, wi]);
     return {
       value: convForward(xi, wi, bi, g),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+        tf.tidy((): tf.Tensor[] => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
         const dy4 = dy as tf.Tensor4D;
         let grads: tf.Tensor[];
@@ -267,7 +268,7 @@ export function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, options: Conv2dOptio
           grads = [dx, convGradWeight(xs, dy4, g)];
         }
         return bias === null ? grads : [...grads, sumToChannels(dy4)];
-      },
+      }),
     };
   });
   return (bias === null ? f(x, weight) : f(x, weight, bias)) as tf.Tensor4D;

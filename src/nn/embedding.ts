@@ -36,8 +36,7 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
       save([flat]); // kept for the backward pass (this tidy disposes `flat`)
       return {
         value: tf.gather(t, flat),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
-          tf.scatterND(tf.reshape(saved[0], [n, 1]), tf.reshape(dy, [n, dim]), [num, dim]),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor => tf.tidy((): tf.Tensor => tf.scatterND(tf.reshape(saved[0], [n, 1]), tf.reshape(dy, [n, dim]), [num, dim])),
       };
     });
     return tf.reshape(f(table), [...ids.shape, dim]);

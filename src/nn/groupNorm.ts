@@ -65,7 +65,8 @@ function groupNorm3d(x: tf.Tensor3D, gamma: tf.Tensor1D, beta: tf.Tensor1D, grou
     save([centred, r, gi, bi]);
     return {
       value: (fuseSilu ? tf.mul(y, tf.sigmoid(y)) : y) as tf.Tensor3D,
-      gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
+        tf.tidy((): tf.Tensor[] => {
         const [cs, rs, gs, bs] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
         const ra = expandGroups(rs, c);
         const aa = tf.mul(ra, tf.reshape(gs, [1, 1, c])); // [B, 1, C]
@@ -84,12 +85,12 @@ function groupNorm3d(x: tf.Tensor3D, gamma: tf.Tensor1D, beta: tf.Tensor1D, grou
         const kc = tf.div(tf.mul(tf.pow(rs, 3), G2), -n) as tf.Tensor2D; // coefficient of centred
         const k0 = tf.div(tf.mul(rs, G1), -n) as tf.Tensor2D; // constant
         const dx = tf.add(tf.add(tf.mul(dy, aa), tf.mul(cs, expandGroups(kc, c))), expandGroups(k0, c));
-        const rC = tf.reshape(expandGroups(rs, c), [b, c]);
+        const rC = tf.reshape(ra, [b, c]);
         const onesRow = tf.ones([1, b]);
         const dgamma = tf.reshape(tf.matMul(onesRow, tf.mul(sdyc, rC) as tf.Tensor2D), [c]);
         const dbeta = tf.reshape(tf.matMul(onesRow, sdy), [c]);
         return [dx, dgamma, dbeta];
-      },
+      }),
     };
   });
   return f(x, gamma, beta) as tf.Tensor3D;

@@ -19,7 +19,7 @@ export function upsampleNearest2x(x: tf.Tensor4D): tf.Tensor4D {
     const xi = args[0] as tf.Tensor4D;
     return {
       value: tf.image.resizeNearestNeighbor(xi, [2 * h, 2 * w], false, false),
-      gradFunc: (dy: tf.Tensor): tf.Tensor => tf.depthwiseConv2d(dy as tf.Tensor4D, tf.ones([2, 2, c, 1]) as tf.Tensor4D, 2, 'valid'),
+      gradFunc: (dy: tf.Tensor): tf.Tensor => tf.tidy((): tf.Tensor => tf.depthwiseConv2d(dy as tf.Tensor4D, tf.ones([2, 2, c, 1]) as tf.Tensor4D, 2, 'valid')),
     };
   });
   return f(x) as tf.Tensor4D;
