@@ -258,17 +258,17 @@ export function conv2d(x: tf.Tensor4D, weight: tf.Tensor4D, options: Conv2dOptio
       value: convForward(xi, wi, bi, g),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
         tf.tidy((): tf.Tensor[] => {
-        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const dy4 = dy as tf.Tensor4D;
-        let grads: tf.Tensor[];
-        if (isPointwise(g)) {
-          grads = pointwiseGrads(xs, ws, dy4);
-        } else {
-          const dx = g.stride === 1 ? convGradInputStride1(dy4, ws, g) : convGradInputStride2(dy4, ws, g);
-          grads = [dx, convGradWeight(xs, dy4, g)];
-        }
-        return bias === null ? grads : [...grads, sumToChannels(dy4)];
-      }),
+          const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+          const dy4 = dy as tf.Tensor4D;
+          let grads: tf.Tensor[];
+          if (isPointwise(g)) {
+            grads = pointwiseGrads(xs, ws, dy4);
+          } else {
+            const dx = g.stride === 1 ? convGradInputStride1(dy4, ws, g) : convGradInputStride2(dy4, ws, g);
+            grads = [dx, convGradWeight(xs, dy4, g)];
+          }
+          return bias === null ? grads : [...grads, sumToChannels(dy4)];
+        }),
     };
   });
   return (bias === null ? f(x, weight) : f(x, weight, bias)) as tf.Tensor4D;

@@ -67,30 +67,30 @@ function groupNorm3d(x: tf.Tensor3D, gamma: tf.Tensor1D, beta: tf.Tensor1D, grou
       value: (fuseSilu ? tf.mul(y, tf.sigmoid(y)) : y) as tf.Tensor3D,
       gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
         tf.tidy((): tf.Tensor[] => {
-        const [cs, rs, gs, bs] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
-        const ra = expandGroups(rs, c);
-        const aa = tf.mul(ra, tf.reshape(gs, [1, 1, c])); // [B, 1, C]
-        let dy: tf.Tensor = dz;
-        if (fuseSilu) {
-          const yy = tf.add(tf.mul(cs, aa), bs);
-          const sg = tf.sigmoid(yy);
-          dy = tf.mul(dz, tf.mul(sg, tf.add(1, tf.mul(yy, tf.sub(1, sg)))));
-        }
-        const onesB = tf.ones([b, 1, s]) as tf.Tensor3D;
-        const sdy = sumOverS(dy as tf.Tensor3D, onesB); // [B, C]
-        const sdyc = sumOverS(tf.mul(dy, cs) as tf.Tensor3D, onesB); // [B, C]
-        const g2 = tf.reshape(gs, [1, c]);
-        const G1 = sumGroups(tf.mul(sdy, g2) as tf.Tensor2D, groups); // [B, G]
-        const G2 = sumGroups(tf.mul(sdyc, g2) as tf.Tensor2D, groups); // [B, G]
-        const kc = tf.div(tf.mul(tf.pow(rs, 3), G2), -n) as tf.Tensor2D; // coefficient of centred
-        const k0 = tf.div(tf.mul(rs, G1), -n) as tf.Tensor2D; // constant
-        const dx = tf.add(tf.add(tf.mul(dy, aa), tf.mul(cs, expandGroups(kc, c))), expandGroups(k0, c));
-        const rC = tf.reshape(ra, [b, c]);
-        const onesRow = tf.ones([1, b]);
-        const dgamma = tf.reshape(tf.matMul(onesRow, tf.mul(sdyc, rC) as tf.Tensor2D), [c]);
-        const dbeta = tf.reshape(tf.matMul(onesRow, sdy), [c]);
-        return [dx, dgamma, dbeta];
-      }),
+          const [cs, rs, gs, bs] = saved as [tf.Tensor3D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+          const ra = expandGroups(rs, c);
+          const aa = tf.mul(ra, tf.reshape(gs, [1, 1, c])); // [B, 1, C]
+          let dy: tf.Tensor = dz;
+          if (fuseSilu) {
+            const yy = tf.add(tf.mul(cs, aa), bs);
+            const sg = tf.sigmoid(yy);
+            dy = tf.mul(dz, tf.mul(sg, tf.add(1, tf.mul(yy, tf.sub(1, sg)))));
+          }
+          const onesB = tf.ones([b, 1, s]) as tf.Tensor3D;
+          const sdy = sumOverS(dy as tf.Tensor3D, onesB); // [B, C]
+          const sdyc = sumOverS(tf.mul(dy, cs) as tf.Tensor3D, onesB); // [B, C]
+          const g2 = tf.reshape(gs, [1, c]);
+          const G1 = sumGroups(tf.mul(sdy, g2) as tf.Tensor2D, groups); // [B, G]
+          const G2 = sumGroups(tf.mul(sdyc, g2) as tf.Tensor2D, groups); // [B, G]
+          const kc = tf.div(tf.mul(tf.pow(rs, 3), G2), -n) as tf.Tensor2D; // coefficient of centred
+          const k0 = tf.div(tf.mul(rs, G1), -n) as tf.Tensor2D; // constant
+          const dx = tf.add(tf.add(tf.mul(dy, aa), tf.mul(cs, expandGroups(kc, c))), expandGroups(k0, c));
+          const rC = tf.reshape(ra, [b, c]);
+          const onesRow = tf.ones([1, b]);
+          const dgamma = tf.reshape(tf.matMul(onesRow, tf.mul(sdyc, rC) as tf.Tensor2D), [c]);
+          const dbeta = tf.reshape(tf.matMul(onesRow, sdy), [c]);
+          return [dx, dgamma, dbeta];
+        }),
     };
   });
   return f(x, gamma, beta) as tf.Tensor3D;
