@@ -37,6 +37,7 @@ interface TrainArgs extends BackendArgs {
   'val-every': number;
   'sample-every': number;
   'checkpoint-every': number;
+  'snapshot-every': number;
   'grid-sampler': string;
   'grid-steps': number;
   'grid-guidance': number;
@@ -76,6 +77,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('val-every', { type: 'number', default: TRAIN_DEFAULTS.valEvery, describe: 'validation loss every N steps (0 = never)' })
       .option('sample-every', { type: 'number', default: TRAIN_DEFAULTS.sampleEvery, describe: 'sample grid every N steps (0 = at the end only)' })
       .option('checkpoint-every', { type: 'number', default: TRAIN_DEFAULTS.checkpointEvery })
+      .option('snapshot-every', { type: 'number', default: TRAIN_DEFAULTS.snapshotEvery, describe: 'keep float16 EMA weights every N steps in <out>/snapshots (0 = never)' })
       .option('grid-sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: 'dpm-solver++' })
       .option('grid-steps', { type: 'number', default: 20 })
       .option('grid-guidance', { type: 'number', default: 1.5 })
@@ -119,6 +121,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           valEvery: args['val-every'],
           sampleEvery: args['sample-every'],
           checkpointEvery: args['checkpoint-every'],
+          snapshotEvery: args['snapshot-every'],
           seed: args.seed,
         },
         outDir: args.out,

@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import { loadDataset, DatasetName } from '../data/load';
+import { ImageDataset } from '../data/dataset';
 import { UNet, unetConfig, UNetConfig, UNetConfigInput } from '../models/unet';
 import { UNET_PRESETS, UNetPreset } from '../models/unetPresets';
 import { makeSchedule } from '../schedule/schedule';
@@ -48,6 +49,14 @@ export interface PixelTrainingOptions {
   readonly profile?: boolean;
 }
 
+/** The dataset's class names; labels without names (e.g. an image folder) are named by their ids. */
+function classNamesOf(d: ImageDataset): readonly string[] | null {
+  if (d.classNames !== null) return d.classNames;
+  if (d.labels === null) return null;
+  const count = d.labels.reduce((m, l) => Math.max(m, l + 1), 0);
+  return Array.from({ length: count }, (_, i) => String(i));
+}
+
 function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
 }
@@ -73,7 +82,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
     log(`resuming the model saved in ${statePath}; model options on the command line are ignored`);
   } else {
     const size = nextPowerOfTwo(Math.max(train.height, train.width));
-    const classNames = opts.conditioning === 'class' ? train.classNames : null;
+    const classNames = opts.conditioning === 'class' ? classNamesOf(train) : null;
     if (opts.conditioning === 'class' && classNames === null) throw new Error(`dataset '${opts.dataset}' has no class labels; use conditioning 'none'`);
     const unet: UNetConfig = unetConfig({
       ...UNET_PRESETS[opts.preset],

@@ -14,6 +14,7 @@
  *     every valEvery: held-out loss (fixed examples, timesteps, noise)
  *     every sampleEvery: sample grid from the EMA model (caller's callback)
  *     every checkpointEvery and at the end: weights + training state (atomic)
+ *     every snapshotEvery: a float16 copy of the EMA weights (quality vs images seen)
  *
  * Every random draw is keyed by (seed, step, example index), never by batch
  * split, so a run resumed from its training state reproduces the losses of an
@@ -388,6 +389,11 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
       if (doCheckpoint || (opts.signal?.aborted ?? false)) {
         await checkpoint(step);
         lastCheckpoint = step;
+      }
+      if (cfg.snapshotEvery > 0 && step % cfg.snapshotEvery === 0) {
+        const file = path.join(outDir, 'snapshots', `step_${String(step).padStart(6, '0')}.safetensors`);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        await saveModelWeights(file, ema, { kind: 'unet', config: { ...opts.checkpointConfig, unet: model.config }, step, seed: cfg.seed, command: opts.command, storage: 'float16' });
       }
       if (opts.signal?.aborted && step < cfg.steps) {
         log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);

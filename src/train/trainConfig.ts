@@ -23,6 +23,7 @@ export interface TrainConfig {
   readonly valSize: number;
   readonly sampleEvery: number;
   readonly checkpointEvery: number;
+  readonly snapshotEvery: number;
 }
 
 export const TRAIN_DEFAULTS: TrainConfig = {
@@ -59,6 +60,8 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   sampleEvery: 500,
   /** Save weights + training state every N steps (and always at the end). */
   checkpointEvery: 250,
+  /** Keep a float16 copy of the EMA weights every N steps in snapshots/ (0 = never), to measure quality against images seen. */
+  snapshotEvery: 0,
 };
 
 function positiveInt(name: string, v: number, min = 1): void {
@@ -90,6 +93,7 @@ export function trainConfig(partial: Partial<Omit<TrainConfig, 'adamw' | 'ema'>>
   positiveInt('valSize', c.valSize, 0);
   positiveInt('sampleEvery', c.sampleEvery, 0);
   positiveInt('checkpointEvery', c.checkpointEvery);
+  positiveInt('snapshotEvery', c.snapshotEvery, 0);
   if (!(c.ema.maxDecay >= 0 && c.ema.maxDecay < 1)) throw new Error(`train config: ema.maxDecay must be in [0, 1), got ${c.ema.maxDecay}`);
   return c;
 }
