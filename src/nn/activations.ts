@@ -22,11 +22,11 @@ const siluGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => 
   return {
     value: tf.mul(x, tf.sigmoid(x)),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
-        tf.tidy((): tf.Tensor => {
+      tf.tidy((): tf.Tensor => {
         const xs = saved[0];
         const s = tf.sigmoid(xs);
         return tf.mul(dy, tf.mul(s, tf.add(1, tf.mul(xs, tf.sub(1, s)))));
-        }),
+      }),
   };
 });
 
@@ -37,12 +37,12 @@ const geluGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => 
   return {
     value: tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, SQRT1_2)))),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
-        tf.tidy((): tf.Tensor => {
+      tf.tidy((): tf.Tensor => {
         const xs = saved[0];
         const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xs, SQRT1_2))));
         const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(tf.square(xs), -0.5)));
         return tf.mul(dy, tf.add(cdf, tf.mul(xs, pdf)));
-        }),
+      }),
   };
 });
 

@@ -94,7 +94,7 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
       return {
         value: mergeHeads(tf.matMul(p, vh), b, heads),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
-        tf.tidy((): tf.Tensor[] => {
+          tf.tidy((): tf.Tensor[] => {
             const [qs, ks, vs, ps] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
             const dOut = splitHeads(dy, heads); // [B*h, N, d]
             const dv = tf.matMul(swapLast(ps), dOut); // [B*h, M, d]
@@ -103,7 +103,7 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
             const dq = tf.mul(tf.matMul(ds, ks), scale); // [B*h, N, d]
             const dk = tf.mul(tf.matMul(swapLast(ds), qs), scale); // [B*h, M, d]
             return [mergeHeads(dq, b, heads), mergeHeads(dk, b, heads), mergeHeads(dv, b, heads)];
-        }),
+          }),
       };
     });
     return f(q, k, v) as tf.Tensor3D;

@@ -22,12 +22,12 @@ const denseWithBias = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>
   return {
     value: tf.fused.matMul({ a: x, b: w, bias: b }),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
-        tf.tidy((): tf.Tensor[] => {
+      tf.tidy((): tf.Tensor[] => {
         const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
         const dy2 = dy as tf.Tensor2D;
         const db = tf.reshape(tf.matMul(tf.ones([1, dy2.shape[0]]), dy2), [dy2.shape[1]]);
         return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(transpose2d(xs), dy2), db];
-        }),
+      }),
   };
 });
 
@@ -39,11 +39,11 @@ const denseNoBias = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) 
   return {
     value: tf.matMul(x, w),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] =>
-        tf.tidy((): tf.Tensor[] => {
+      tf.tidy((): tf.Tensor[] => {
         const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
         const dy2 = dy as tf.Tensor2D;
         return [tf.matMul(dy2, tf.transpose(ws)), tf.matMul(transpose2d(xs), dy2)];
-        }),
+      }),
   };
 });
 
