@@ -1,0 +1,183 @@
+/**
+ * Training the evaluation classifier (classifier.ts): a flat loop, no
+ * augmentation.
+ *
+ *   for each step: batch (shuffled per epoch, padded like the diffusion data)
+ *                  -> logits -> mean cross-entropy -> grads -> AdamW (clip 1.0)
+ *   lr: linear warm-up, then cosine decay to 0 over all steps
+ *   after the last epoch: accuracy on the test split
+ *
+ * Cross-entropy: L = -mean_b (z_b[y_b] - logsumexp(z_b)).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BatchIterator, fixedBatch } from '../data/batches';
+import { ImageDataset } from '../data/dataset';
+import { AdamW } from '../train/adamw';
+import { learningRate } from '../train/lr';
+import { ProgressReporter } from '../train/progress';
+import { Classifier, ClassifierConfig } from './classifier';
+
+export interface TrainClassifierOptions {
+  /** Labelled training images. */
+  readonly train: ImageDataset;
+  /** Labelled test images for the final accuracy, or null. */
+  readonly test: ImageDataset | null;
+  /**
+   * Architecture overrides. imageSize defaults to 32 for 28x28 data (padded, padFrom 28)
+   * and to the data size otherwise; channels, numClasses, classNames and dataset come from the data.
+   */
+  readonly config?: Partial<Pick<ClassifierConfig, 'imageSize' | 'convs' | 'groups' | 'featureDim'>>;
+  /** Passes over the training set (default 3). */
+  readonly epochs?: number;
+  /** Default 128. */
+  readonly batchSize?: number;
+  /** Peak learning rate (default 2e-3). */
+  readonly lr?: number;
+  /** Linear warm-up steps (default 100). */
+  readonly warmupSteps?: number;
+  /** AdamW decoupled weight decay (default 0.01). */
+  readonly weightDecay?: number;
+  /** Initialisation and batch-order seed (default 0). */
+  readonly seed?: number;
+  /** Test-accuracy batch size (default 500). */
+  readonly evalBatchSize?: number;
+  /** Log lines (setup, test accuracy), without newline. */
+  readonly onLog?: (line: string) => void;
+  /** Progress text to write verbatim (ProgressReporter's onLine); default: lines through onLog. */
+  readonly onProgress?: (text: string) => void;
+  /** Rewrite one progress line with '\r' (terminals; needs onProgress). Default false. */
+  readonly isTTY?: boolean;
+}
+
+export interface TrainClassifierResult {
+  readonly model: Classifier;
+  /** Test accuracy in [0, 1], or null without a test set. */
+  readonly testAccuracy: number | null;
+  readonly steps: number;
+  /** Mean of the last 3 logged training losses (logged every 20 steps). */
+  readonly finalLoss: number;
+  readonly seconds: number;
+}
+
+/** Mean cross-entropy of logits [B, K] against int32 labels [B]. */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    const k = logits.shape[1];
+    const logProbs = tf.sub(logits, tf.logSumExp(logits, 1, true));
+    return tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(labels, k)), 1))) as tf.Scalar;
+  });
+}
+
+/** The classifier config implied by a dataset (padding 28x28 data to 32 like the diffusion pipeline). */
+export function classifierConfigFor(data: ImageDataset, overrides: TrainClassifierOptions['config'] = {}): Partial<ClassifierConfig> {
+  if (data.height !== data.width) throw new Error(`train classifier: images must be square, '${data.name}' is ${data.height}x${data.width}`);
+  if (data.labels === null) throw new Error(`train classifier: dataset '${data.name}' has no labels`);
+  const imageSize = overrides.imageSize ?? (data.height === 28 ? 32 : data.height);
+  if (imageSize < data.height) throw new Error(`train classifier: imageSize ${imageSize} is smaller than the data (${data.height}); resize the data first`);
+  let numClasses = data.classNames?.length ?? 0;
+  for (const l of data.labels) numClasses = Math.max(numClasses, l + 1);
+  return {
+    ...overrides,
+    imageSize,
+    channels: data.channels,
+    numClasses,
+    padFrom: imageSize > data.height ? data.height : null,
+    dataset: data.name,
+    classNames: data.classNames ?? null,
+  };
+}
+
+/** Top-1 accuracy of `model` on a labelled dataset (padded as in training). */
+export async function datasetAccuracy(
+  model: Classifier,
+  data: ImageDataset,
+  batchSize = 500,
+): Promise<{ accuracy: number; correct: number; count: number }> {
+  if (data.labels === null) throw new Error(`accuracy: dataset '${data.name}' has no labels`);
+  const padTo = model.config.padFrom === data.height ? model.config.imageSize : undefined;
+  let correct = 0;
+  for (let start = 0; start < data.count; start += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, data.count - start) }, (_, i) => start + i);
+    const batch = fixedBatch(data, idx, { padTo });
+    try {
+      const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(model.apply(batch.x), 1), batch.labels as tf.Tensor1D), 'int32')));
+      correct += (await hits.data())[0];
+      hits.dispose();
+    } finally {
+      tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+    }
+  }
+  return { accuracy: correct / data.count, correct, count: data.count };
+}
+
+/** Trains a classifier on `train` and measures it on `test` (see the header). */
+export async function trainClassifier(options: TrainClassifierOptions): Promise<TrainClassifierResult> {
+  const { train, test } = options;
+  const epochs = options.epochs ?? 3;
+  const batchSize = options.batchSize ?? 128;
+  const peak = options.lr ?? 2e-3;
+  const seed = options.seed ?? 0;
+  const onLog = options.onLog ?? ((): void => undefined);
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`train classifier: epochs must be a positive integer, received ${epochs}`);
+  const config = classifierConfigFor(train, options.config);
+  if (test !== null && (test.height !== train.height || test.width !== train.width || test.channels !== train.channels)) {
+    throw new Error(`train classifier: test images are ${test.height}x${test.width}x${test.channels}, training images ${train.height}x${train.width}x${train.channels}`);
+  }
+  const model = new Classifier(config, seed);
+  const params = model.namedTrainableParameters();
+  const optimizer = new AdamW({ weightDecay: options.weightDecay ?? 0.01, clipGradNorm: 1.0 });
+  const iterator = new BatchIterator(train, {
+    batchSize,
+    seed,
+    padTo: model.config.padFrom !== null ? model.config.imageSize : undefined,
+  });
+  const totalSteps = epochs * iterator.batchesPerEpoch;
+  const schedule = { peak, warmupSteps: Math.min(options.warmupSteps ?? 100, totalSteps), decay: 'cosine' as const, totalSteps, minRatio: 0 };
+  onLog(`classifier: ${model.numParameters()} parameters, features ${model.featureDim}-d, input ${model.config.imageSize}x${model.config.imageSize}x${model.config.channels}` +
+    `${model.config.padFrom !== null ? ` (${model.config.padFrom}x${model.config.padFrom} data centre-padded with -1)` : ''}; ` +
+    `${epochs} epochs x ${iterator.batchesPerEpoch} steps of ${batchSize}`);
+  const progress = new ProgressReporter({
+    total: totalSteps,
+    onLine: options.onProgress ?? ((s) => onLog(s.trimEnd())),
+    isTTY: options.onProgress !== undefined && (options.isTTY ?? false),
+  });
+  const t0 = performance.now();
+  const recent: number[] = [];
+  try {
+    for (let step = 0; step < totalSteps; step++) {
+      const batch = iterator.next();
+      try {
+        const { value, grads } = tf.variableGrads(
+          () => crossEntropy(model.apply(batch.x), batch.labels as tf.Tensor1D),
+          params.map(([, v]) => v),
+        );
+        const named = new Map(params.map(([n, v]) => [n, grads[v.name]]));
+        const norm = optimizer.applyGradients(params, named, learningRate(step, schedule));
+        tf.dispose([norm, ...Object.values(grads)]);
+        if (step % 20 === 0 || step === totalSteps - 1) {
+          recent.push((await value.data())[0]); // a sync point: read the loss every 20 steps only
+          if (recent.length > 3) recent.shift();
+          progress.update(step + 1, { loss: recent[recent.length - 1], extra: { epoch: batch.epoch } });
+        }
+        value.dispose();
+      } finally {
+        tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+      }
+    }
+    progress.done();
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    optimizer.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  let testAccuracy: number | null = null;
+  if (test !== null) {
+    const acc = await datasetAccuracy(model, test, options.evalBatchSize ?? 500);
+    testAccuracy = acc.accuracy;
+    onLog(`test accuracy: ${(100 * acc.accuracy).toFixed(2)}% (${acc.correct}/${acc.count})`);
+  }
+  const finalLoss = recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length);
+  return { model, testAccuracy, steps: totalSteps, finalLoss, seconds };
+}
