@@ -11,7 +11,8 @@
  * forward + backward w.r.t. its input and parameters).
  *
  * Run alone: `npx tsx bench/profileStep.ts [--batch 32] [--steps 5] [--warmup 2]
- *   [--top 20] [--modules] [--threads 1] [--backend wasm]`.
+ *   [--top 20] [--modules] [--shapes] [--threads 1] [--backend wasm]`.
+ * --shapes adds the top kernels grouped by name and input shapes.
  * The machine is shared: trust only medians and repeat runs.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -28,12 +29,13 @@ interface Args {
   warmup: number;
   top: number;
   modules: boolean;
+  shapes: boolean;
   threads: number;
   backend: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { batch: 32, steps: 5, warmup: 2, top: 20, modules: false, threads: 1, backend: 'wasm' };
+  const a: Args = { batch: 32, steps: 5, warmup: 2, top: 20, modules: false, shapes: false, threads: 1, backend: 'wasm' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const next = (): string => {
@@ -46,6 +48,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--warmup') a.warmup = Number(next());
     else if (k === '--top') a.top = Number(next());
     else if (k === '--modules') a.modules = true;
+    else if (k === '--shapes') a.shapes = true;
     else if (k === '--threads') a.threads = Number(next());
     else if (k === '--backend') a.backend = next();
     else throw new Error(`unknown argument ${k}`);
@@ -138,8 +141,27 @@ async function main(): Promise<void> {
     console.log(`  ${r.kernel.padEnd(28)} ${r.ms.toFixed(1).padStart(8)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${String(r.calls).padStart(5)} calls`);
   }
 
+  if (a.shapes) await shapeBreakdown(step, a.top * 2);
   if (a.modules) await moduleBreakdown(net, x, t, labels, Math.max(3, a.steps));
   shutdownBackend();
+}
+
+/** Kernel time grouped by kernel name and input shapes (customGrad scopes left out). */
+async function shapeBreakdown(step: () => void, top: number): Promise<void> {
+  const info = await tf.profile(() => step());
+  const rows = new Map<string, { ms: number; calls: number }>();
+  for (const k of info.kernels) {
+    if (tf.getKernel(k.name, tf.getBackend()) === undefined) continue;
+    const key = `${k.name} ${JSON.stringify(k.inputShapes)}`;
+    const r = rows.get(key) ?? { ms: 0, calls: 0 };
+    r.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    r.calls += 1;
+    rows.set(key, r);
+  }
+  console.log('\nby kernel and input shapes:');
+  for (const [key, r] of [...rows.entries()].sort((p, q) => q[1].ms - p[1].ms).slice(0, top)) {
+    console.log(`  ${r.ms.toFixed(1).padStart(8)} ms ${String(r.calls).padStart(4)}x  ${key}`);
+  }
 }
 
 function loadavg(): string {
