@@ -1,0 +1,116 @@
+/** `train-clip`: train a small CLIP on a captioned dataset (library: trainClipOnDataset). */
+import type { CommandModule } from 'yargs';
+import { CLIP_DATASETS, CLIP_TRAIN_DEFAULTS, ClipDatasetName, trainClipOnDataset } from '../train/clipTraining';
+import { IMAGE_ENCODER_DEFAULTS } from '../models/clip';
+import { TEXT_ENCODER_DEFAULTS } from '../models/textEncoder';
+import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
+
+interface TrainClipArgs extends BackendArgs {
+  dataset: string;
+  'data-dir'?: string;
+  limit?: number;
+  attributes: boolean;
+  'eval-limit': number;
+  'image-channels'?: string;
+  'text-dim': number;
+  'text-layers': number;
+  'text-heads': number;
+  'max-length'?: number;
+  'embed-dim': number;
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  'lr-decay': string;
+  'weight-decay': number;
+  out: string;
+  resume: boolean;
+  'log-every': number;
+  'eval-every': number;
+  'checkpoint-every': number;
+  seed: number;
+}
+
+export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
+  command: 'train-clip',
+  describe: 'Train a small CLIP (image CNN + byte-level text transformer, contrastive loss) on captioned MNIST / Colored MNIST / Fashion-MNIST / CIFAR-10',
+  builder: (y) =>
+    withBackendOptions(y)
+      .option('dataset', { type: 'string', choices: CLIP_DATASETS as unknown as string[], default: 'mnist', describe: 'training data (captioned from labels)' })
+      .option('data-dir', { type: 'string', describe: 'folder of the data (cifar10; overrides fashion-mnist)' })
+      .option('limit', { type: 'number', describe: 'use only the first N training images' })
+      .option('attributes', { type: 'boolean', default: false, describe: 'mnist: add measured thickness / size / slant words to captions' })
+      .option('eval-limit', { type: 'number', default: 1000, describe: 'test images used by the evaluation' })
+      .option('image-channels', { type: 'string', describe: `image tower widths per stage (default ${IMAGE_ENCODER_DEFAULTS.channels.join(',')})` })
+      .option('text-dim', { type: 'number', default: TEXT_ENCODER_DEFAULTS.dim, describe: 'text transformer width D' })
+      .option('text-layers', { type: 'number', default: TEXT_ENCODER_DEFAULTS.layers })
+      .option('text-heads', { type: 'number', default: TEXT_ENCODER_DEFAULTS.heads })
+      .option('max-length', { type: 'number', describe: 'tokens per caption incl. BOS/EOS (default: fits the longest caption, >= 32)' })
+      .option('embed-dim', { type: 'number', default: TEXT_ENCODER_DEFAULTS.embedDim, describe: 'shared embedding width E' })
+      .option('steps', { type: 'number', default: CLIP_TRAIN_DEFAULTS.steps })
+      .option('batch', { type: 'number', default: CLIP_TRAIN_DEFAULTS.batchSize, describe: 'image-caption pairs per step' })
+      .option('lr', { type: 'number', default: CLIP_TRAIN_DEFAULTS.lr, describe: 'peak learning rate' })
+      .option('warmup', { type: 'number', default: CLIP_TRAIN_DEFAULTS.warmupSteps })
+      .option('lr-decay', { type: 'string', choices: ['constant', 'cosine'], default: CLIP_TRAIN_DEFAULTS.lrDecay })
+      .option('weight-decay', { type: 'number', default: CLIP_TRAIN_DEFAULTS.weightDecay })
+      .option('out', { type: 'string', default: 'runs/clip', describe: 'run / checkpoint folder' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/clip-state.safetensors' })
+      .option('log-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.logEvery })
+      .option('eval-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.evalEvery, describe: 'evaluation every N steps (0 = at the end only)' })
+      .option('checkpoint-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.checkpointEvery })
+      .option('seed', { type: 'number', default: 0, describe: 'seed of captions, colours, weights and batch order' }) as never,
+  handler: async (args) =>
+    runWithBackend(args, async () => {
+      const controller = new AbortController();
+      const onSigint = (): void => {
+        process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint\n');
+        controller.abort();
+        process.off('SIGINT', onSigint);
+      };
+      process.on('SIGINT', onSigint);
+      const result = await trainClipOnDataset({
+        dataset: args.dataset as ClipDatasetName,
+        dataDir: args['data-dir'],
+        limit: args.limit,
+        attributes: args.attributes,
+        evalLimit: args['eval-limit'],
+        clip: {
+          seed: args.seed,
+          image: {
+            embedDim: args['embed-dim'],
+            ...(args['image-channels'] !== undefined ? { channels: parseIntList('image-channels', args['image-channels']) } : {}),
+          },
+          text: {
+            dim: args['text-dim'],
+            layers: args['text-layers'],
+            heads: args['text-heads'],
+            embedDim: args['embed-dim'],
+            seed: args.seed,
+            ...(args['max-length'] !== undefined ? { maxLength: args['max-length'] } : {}),
+          },
+        },
+        train: {
+          steps: args.steps,
+          batchSize: args.batch,
+          lr: args.lr,
+          warmupSteps: args.warmup,
+          lrDecay: args['lr-decay'] as 'constant' | 'cosine',
+          weightDecay: args['weight-decay'],
+          logEvery: args['log-every'],
+          evalEvery: args['eval-every'],
+          checkpointEvery: args['checkpoint-every'],
+          seed: args.seed,
+        },
+        outDir: args.out,
+        resume: args.resume,
+        onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
+        signal: controller.signal,
+        command: commandLine(),
+        isTTY: process.stderr.isTTY === true,
+      });
+      process.off('SIGINT', onSigint);
+      result.clip.dispose();
+      const evalText = result.lastEval === null ? '' : `; final eval: ${Object.entries(result.lastEval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`;
+      process.stdout.write(`trained CLIP steps ${result.startStep}..${result.endStep}${evalText}; weights: ${args.out}/clip.safetensors\n`);
+    }),
+};

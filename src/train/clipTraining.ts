@@ -1,0 +1,450 @@
+/**
+ * CLIP training (models/clip.ts), flat and visible:
+ *
+ *   for step in [start, steps):
+ *     lr      = warm-up + cosine (train/lr.ts)
+ *     images, captions <- data (seeded order, resumable)
+ *     ids, mask        <- byte tokenizer
+ *     Y                <- multi-positive targets (identical caption text = positive)
+ *     loss    = symmetric InfoNCE(image tower(images), text tower(ids, mask), exp(logit_scale), Y)
+ *     grads   = d loss / d trainable params; clip global norm; AdamW step
+ *     every logEvery: read the loss (a sync point), metrics row, progress line
+ *     every evalEvery and at the end: the caller's evaluation (zero-shot accuracy, ...)
+ *     every checkpointEvery and at the end: weights (kind 'clip') + training state
+ *
+ * There is no other randomness than the batch order (no dropout, no augmentation),
+ * so a run resumed from its training state continues with the same batches.
+ *
+ * The second half of the file is the dataset recipe used by the CLI and the
+ * example: load + caption a dataset, build a CLIP for it, train, evaluate.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { BatchIterator, BatchIteratorState } from '../data/batches';
+import { ImageDataset } from '../data/dataset';
+import { loadDataset } from '../data/load';
+import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
+import { loadColoredMnist } from '../data/coloredMnist';
+import { Clip, ClipConfig, ClipConfigPartial, duplicateCaptionTargets } from '../models/clip';
+import { ByteTokenizer } from '../models/tokenizer';
+import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
+import { saveLinePlot } from '../io/plot';
+import { AdamW } from './adamw';
+import { learningRate } from './lr';
+import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState } from './checkpoint';
+import { ProgressReporter } from './progress';
+
+// ---------------------------------------------------------------- config
+
+export interface ClipTrainConfig {
+  /** Optimiser steps. */
+  readonly steps: number;
+  /** Image-caption pairs per step (the contrastive batch: more negatives help). */
+  readonly batchSize: number;
+  /** Peak learning rate. */
+  readonly lr: number;
+  /** Linear warm-up steps. */
+  readonly warmupSteps: number;
+  /** After warm-up: hold, or cosine-decay to lr * lrMinRatio. */
+  readonly lrDecay: 'constant' | 'cosine';
+  readonly lrMinRatio: number;
+  /** AdamW decoupled weight decay (matrices and kernels only); CLIP used 0.2. */
+  readonly weightDecay: number;
+  /** Global gradient-norm clip (0 = off). */
+  readonly clipGradNorm: number;
+  /** Read the loss and write a metrics row every N steps. */
+  readonly logEvery: number;
+  /** Run the evaluation callback every N steps (0 = only at the end). */
+  readonly evalEvery: number;
+  /** Write weights + training state every N steps (and at the end). */
+  readonly checkpointEvery: number;
+  /** Seed of the batch order. */
+  readonly seed: number;
+}
+
+export const CLIP_TRAIN_DEFAULTS: ClipTrainConfig = {
+  steps: 3000,
+  batchSize: 128,
+  // 1e-3 (constant, batch 64) learned MNIST in 60 steps; 3e-3 collapsed to identical embeddings (loss log B) and stayed.
+  lr: 5e-4,
+  warmupSteps: 100,
+  lrDecay: 'cosine',
+  lrMinRatio: 0.05,
+  weightDecay: 0.1,
+  clipGradNorm: 1.0,
+  logEvery: 10,
+  evalEvery: 500,
+  checkpointEvery: 500,
+  seed: 0,
+};
+
+export function clipTrainConfig(partial: Partial<ClipTrainConfig> = {}): ClipTrainConfig {
+  const cfg = { ...CLIP_TRAIN_DEFAULTS, ...partial };
+  for (const key of ['steps', 'batchSize', 'logEvery', 'checkpointEvery'] as const) {
+    if (!Number.isInteger(cfg[key]) || cfg[key] <= 0) throw new Error(`clipTrainConfig: ${key} must be a positive integer, got ${cfg[key]}`);
+  }
+  for (const key of ['warmupSteps', 'evalEvery'] as const) {
+    if (!Number.isInteger(cfg[key]) || cfg[key] < 0) throw new Error(`clipTrainConfig: ${key} must be a non-negative integer, got ${cfg[key]}`);
+  }
+  if (cfg.batchSize < 2) throw new Error(`clipTrainConfig: batchSize must be >= 2 (a contrastive batch needs negatives), got ${cfg.batchSize}`);
+  if (!(cfg.lr > 0)) throw new Error(`clipTrainConfig: lr must be > 0, got ${cfg.lr}`);
+  if (!(cfg.lrMinRatio >= 0 && cfg.lrMinRatio <= 1)) throw new Error(`clipTrainConfig: lrMinRatio must be in [0, 1], got ${cfg.lrMinRatio}`);
+  if (cfg.lrDecay !== 'constant' && cfg.lrDecay !== 'cosine') throw new Error(`clipTrainConfig: lrDecay must be 'constant' or 'cosine', got '${String(cfg.lrDecay)}'`);
+  if (!(cfg.weightDecay >= 0) || !(cfg.clipGradNorm >= 0)) throw new Error('clipTrainConfig: weightDecay and clipGradNorm must be >= 0');
+  if (!Number.isInteger(cfg.seed)) throw new Error(`clipTrainConfig: seed must be an integer, got ${cfg.seed}`);
+  return cfg;
+}
+
+// ---------------------------------------------------------------- types
+
+export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
+export const CLIP_STATE_FILE = 'clip-state.safetensors';
+export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
+export const CLIP_CHECKPOINT_KIND = 'clip';
+
+export interface ClipMetricsRow {
+  readonly step: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly gradNorm: number;
+  /** exp(logit_scale) as used (clamped). */
+  readonly logitScale: number;
+  readonly imagesPerSec: number;
+  readonly wallSeconds: number;
+  /** The evaluation callback's numbers at this step, if it ran. */
+  readonly eval?: Record<string, number>;
+}
+
+export interface TrainClipOptions {
+  readonly clip: Clip;
+  /** Must have captions. */
+  readonly train: ImageDataset;
+  readonly config: ClipTrainConfig;
+  /** Run folder: clip.safetensors, clip-state.safetensors, clip-metrics.jsonl, clip-loss.png. */
+  readonly outDir: string;
+  /** Continue from outDir/clip-state.safetensors if it exists. */
+  readonly resume: boolean;
+  /** Numbers to log, e.g. zero-shot accuracy; called every evalEvery steps and at the end. */
+  readonly evaluate?: (clip: Clip, step: number) => Promise<Record<string, number>>;
+  /** Extra JSON stored with the weights' config (dataset, caption settings, ...). */
+  readonly checkpointConfig?: Record<string, unknown>;
+  readonly onLog?: (line: string) => void;
+  readonly onMetrics?: (row: ClipMetricsRow) => void;
+  /** Stops cleanly after the current step, with a checkpoint. */
+  readonly signal?: AbortSignal;
+  readonly command?: string;
+  readonly isTTY?: boolean;
+}
+
+export interface TrainClipResult {
+  readonly startStep: number;
+  readonly endStep: number;
+  /** Loss of every step of this call (index = step - startStep). */
+  readonly losses: number[];
+  /** The last evaluation's numbers (null if none ran). */
+  readonly lastEval: Record<string, number> | null;
+  readonly stoppedEarly: boolean;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function readMetrics(file: string, upToStep: number): ClipMetricsRow[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as ClipMetricsRow)
+    .filter((r) => r.step <= upToStep);
+}
+
+function formatEval(values: Record<string, number>): string {
+  return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
+}
+
+/** Loads a CLIP saved by trainClip (rebuilt from the config in its metadata). */
+export async function loadClip(file: string): Promise<Clip> {
+  const info = await readModelConfig(file);
+  if (info.kind !== CLIP_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${CLIP_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
+  const config = (info.config as { clip?: ClipConfig } | null)?.clip;
+  if (config === undefined) throw new Error(`${file}: the metadata config has no 'clip' entry`);
+  const clip = new Clip(config);
+  try {
+    await loadModelWeights(file, clip, { expectKind: CLIP_CHECKPOINT_KIND });
+  } catch (e) {
+    clip.dispose();
+    throw e;
+  }
+  return clip;
+}
+
+// ---------------------------------------------------------------- the loop
+
+export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult> {
+  const { clip, train, config: cfg, outDir } = opts;
+  const log = opts.onLog ?? (() => undefined);
+  const captions = train.captions;
+  if (captions === null) throw new Error(`trainClip: dataset '${train.name}' has no captions (caption it with captionDataset first)`);
+  const { imageSize, inChannels } = clip.config.image;
+  if (train.channels !== inChannels) throw new Error(`trainClip: dataset '${train.name}' has ${train.channels} channel(s), the CLIP expects ${inChannels}`);
+  if (train.height > imageSize || train.width > imageSize) {
+    throw new Error(`trainClip: dataset images are ${train.height}x${train.width}, larger than the CLIP's imageSize ${imageSize}`);
+  }
+  const padTo = train.height === imageSize && train.width === imageSize ? undefined : imageSize;
+  const tokenizer = clip.tokenizer();
+  let truncated = 0;
+  tokenizer.encode([...new Set(captions)], { onWarn: () => truncated++ });
+  if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} bytes and are truncated`);
+
+  fs.mkdirSync(outDir, { recursive: true });
+  const statePath = path.join(outDir, CLIP_STATE_FILE);
+  const weightsPath = path.join(outDir, CLIP_WEIGHTS_FILE);
+  const metricsPath = path.join(outDir, CLIP_METRICS_FILE);
+  const params = clip.namedTrainableParameters();
+  const varNames = new Map(params.map(([n, v]) => [v.name, n]));
+  const optimizer = new AdamW({ weightDecay: cfg.weightDecay, clipGradNorm: cfg.clipGradNorm });
+
+  // ---- init or resume
+  let startStep = 0;
+  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
+  if (opts.resume && fs.existsSync(statePath)) {
+    const state = await loadTrainingState(statePath);
+    try {
+      const saved = state.json.config as ClipTrainConfig | undefined;
+      if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
+        throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
+      }
+      const pick = (prefix: string): Map<string, tf.Tensor> =>
+        new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      clip.loadStateDict(pick('model.'), { source: statePath });
+      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
+      startStep = state.step;
+      iteratorState = state.json.iterator as BatchIteratorState;
+      log(`resumed from ${statePath} at step ${startStep}`);
+    } finally {
+      tf.dispose([...state.tensors.values()]);
+    }
+  } else if (fs.existsSync(metricsPath)) {
+    fs.unlinkSync(metricsPath);
+  }
+  const metrics = readMetrics(metricsPath, startStep);
+  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
+
+  const checkpoint = async (step: number): Promise<void> => {
+    const weightsConfig = { ...(opts.checkpointConfig ?? {}), clip: clip.config, tokenizer: tokenizer.config };
+    await saveModelWeights(weightsPath, clip, { kind: CLIP_CHECKPOINT_KIND, config: weightsConfig, step, seed: cfg.seed, command: opts.command });
+    const tensors = new Map<string, tf.Tensor>();
+    for (const [n, v] of clip.namedParameters()) tensors.set(`model.${n}`, v);
+    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
+    await saveTrainingState(statePath, {
+      step,
+      tensors,
+      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
+    });
+  };
+
+  // ---- the loop
+  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
+  const losses: number[] = [];
+  let pendingLosses: tf.Scalar[] = [];
+  let lastNorm: tf.Scalar | null = null;
+  let lastEval: Record<string, number> | null = null;
+  let windowStart = Date.now();
+  let windowImages = 0;
+  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  let step = startStep;
+  let stoppedEarly = false;
+  try {
+    while (step < cfg.steps) {
+      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
+      const batch = iterator.next();
+      const { ids, mask } = tokenizer.encodeTensors(batch.captions as string[]);
+      const b = batch.x.shape[0];
+      const targets = tf.tensor2d(duplicateCaptionTargets(batch.captions as string[]), [b, b]);
+      try {
+        const { value, grads } = tf.variableGrads(() => clip.loss(batch.x, ids, mask, targets), params.map(([, v]) => v));
+        const named = new Map(Object.entries(grads).map(([vn, g]) => [varNames.get(vn) as string, g]));
+        lastNorm?.dispose();
+        lastNorm = optimizer.applyGradients(params, named, lr);
+        tf.dispose([...named.values()]);
+        pendingLosses.push(value);
+      } finally {
+        tf.dispose([batch.x, ids, mask, targets, ...(batch.labels ? [batch.labels] : [])]);
+      }
+      step += 1;
+      windowImages += b;
+
+      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
+      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
+      const doEval = opts.evaluate !== undefined && ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || atEnd);
+      if (step % cfg.logEvery === 0 || doCheckpoint || doEval) {
+        // Sync point: read the losses of the steps since the last read.
+        const values = await Promise.all(pendingLosses.map(async (l) => (await l.data())[0]));
+        tf.dispose(pendingLosses);
+        pendingLosses = [];
+        const bad = values.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new Error(`CLIP loss became ${values[bad]} at step ${step - values.length + bad + 1}: training stopped. Lower the learning rate.`);
+        losses.push(...values);
+        const secs = (Date.now() - windowStart) / 1000;
+        const scale = clip.scale();
+        const logitScale = (await scale.data())[0];
+        scale.dispose();
+        let evalValues: Record<string, number> | undefined;
+        if (doEval && opts.evaluate !== undefined) {
+          evalValues = await opts.evaluate(clip, step);
+          lastEval = evalValues;
+          log(`eval at step ${step}: ${formatEval(evalValues)}`);
+        }
+        const row: ClipMetricsRow = {
+          step,
+          loss: values[values.length - 1],
+          lr,
+          gradNorm: (await (lastNorm as tf.Scalar).data())[0],
+          logitScale,
+          imagesPerSec: windowImages / Math.max(secs, 1e-9),
+          wallSeconds: (Date.now() - runStart) / 1000,
+          ...(evalValues !== undefined ? { eval: evalValues } : {}),
+        };
+        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        opts.onMetrics?.(row);
+        progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), scale: row.logitScale.toFixed(1), 'img/s': row.imagesPerSec.toFixed(1) } });
+        windowStart = Date.now();
+        windowImages = 0;
+      }
+      if (doCheckpoint || (opts.signal?.aborted ?? false)) await checkpoint(step);
+      if (opts.signal?.aborted && step < cfg.steps) {
+        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    tf.dispose(pendingLosses);
+    lastNorm?.dispose();
+    optimizer.dispose();
+  }
+  progress.done();
+
+  const all = readMetrics(metricsPath, step);
+  if (all.length > 1) {
+    saveLinePlot(path.join(outDir, 'clip-loss.png'), [{ name: 'CLIP loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], {
+      width: 640,
+      height: 400,
+      logY: true,
+      title: 'CLIP contrastive loss',
+    });
+  }
+  return { startStep, endStep: step, losses, lastEval, stoppedEarly };
+}
+
+// ---------------------------------------------------------------- dataset recipe
+
+export const CLIP_DATASETS = ['mnist', 'colored-mnist', 'fashion-mnist', 'cifar10'] as const;
+export type ClipDatasetName = (typeof CLIP_DATASETS)[number];
+
+export interface ClipRecipeOptions {
+  readonly dataset: ClipDatasetName;
+  /** Folder of cifar10 (required) or fashion-mnist (optional). */
+  readonly dataDir?: string;
+  /** Use the first N training images (default all). */
+  readonly limit?: number;
+  /** MNIST: add measured attribute words to the captions. */
+  readonly attributes: boolean;
+  /** Test images used by the evaluation (default 1000). */
+  readonly evalLimit?: number;
+  /** Architecture overrides (inChannels comes from the dataset). */
+  readonly clip: ClipConfigPartial;
+  readonly train: Partial<ClipTrainConfig>;
+  readonly outDir: string;
+  readonly resume: boolean;
+  readonly onLog?: (line: string) => void;
+  readonly signal?: AbortSignal;
+  readonly command?: string;
+  readonly isTTY?: boolean;
+}
+
+/** Zero-shot prompt per class for the class-name datasets: "a photo of {first synonym}". */
+function classPrompts(dataset: 'fashion-mnist' | 'cifar10'): string[] {
+  const synonyms = dataset === 'fashion-mnist' ? FASHION_MNIST_SYNONYMS : CIFAR10_SYNONYMS;
+  return synonyms.map((s) => `a photo of ${s[0]}`);
+}
+
+/**
+ * Loads and captions `dataset` (writing <out>/captions-train.txt, and for MNIST
+ * with attributes <out>/caption-thresholds.json), builds a CLIP for it, trains
+ * it with trainClip, and evaluates on the test split: zero-shot accuracy
+ * (MNIST: "a handwritten {n}"; Fashion-MNIST / CIFAR-10: "a photo of a {class}"),
+ * or for Colored MNIST digit / colour / background retrieval, seen vs held-out.
+ */
+export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<TrainClipResult & { clip: Clip }> {
+  const log = opts.onLog ?? (() => undefined);
+  const cfg = clipTrainConfig(opts.train);
+  const evalLimit = opts.evalLimit ?? 1000;
+  fs.mkdirSync(opts.outDir, { recursive: true });
+
+  let train: ImageDataset;
+  let evaluate: (clip: Clip) => Promise<Record<string, number>>;
+  if (opts.dataset === 'colored-mnist') {
+    if (opts.attributes) throw new Error('trainClipOnDataset: attribute words are for mnist; colored-mnist captions name colours instead');
+    train = loadColoredMnist('train', { seed: cfg.seed, limit: opts.limit }).dataset;
+    const test = loadColoredMnist('test', { seed: cfg.seed, limit: evalLimit });
+    evaluate = async (clip) => {
+      const s = await coloredMnistAccuracy(clip, test);
+      return {
+        digit: s.overall.digit,
+        color: s.overall.color,
+        background: s.overall.background,
+        exact: s.overall.all,
+        heldOutDigit: s.heldOut.digit,
+        heldOutColor: s.heldOut.color,
+        heldOutBackground: s.heldOut.background,
+        heldOutExact: s.heldOut.all,
+        heldOutCount: s.heldOut.count,
+      };
+    };
+  } else {
+    const name = opts.dataset;
+    const rawTrain = loadDataset(name, 'train', { dataDir: opts.dataDir, limit: opts.limit });
+    // Thresholds from all 60k training digits, also with --limit (so captions do not depend on the limit).
+    const thresholds = name === 'mnist' && opts.attributes ? MNIST_CAPTION_THRESHOLDS : undefined;
+    train = captionDataset(rawTrain, { seed: cfg.seed, attributes: opts.attributes, thresholds });
+    if (thresholds !== undefined) writeCaptionThresholdsFile(path.join(opts.outDir, 'caption-thresholds.json'), thresholds);
+    const test = loadDataset(name, 'test', { dataDir: opts.dataDir, limit: evalLimit });
+    const prompts = name === 'mnist' ? digitPrompts('a handwritten {n}') : classPrompts(name);
+    evaluate = async (clip) => ({ zeroShot: (await zeroShotAccuracy(clip, test, prompts)).accuracy });
+  }
+  writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), train.captions as string[]);
+  log(`${train.name}: ${train.count} captioned training images, ${new Set(train.captions).size} distinct captions, e.g. "${(train.captions as string[])[0]}"`);
+
+  // Sequence length: room for the longest caption (+ BOS, EOS), a multiple of 16, at least 32, unless given.
+  const longest = (train.captions as string[]).reduce((m, c) => Math.max(m, Buffer.byteLength(c, 'utf8')), 0);
+  const maxLength = opts.clip.text?.maxLength ?? Math.max(32, Math.ceil((longest + 2) / 16) * 16);
+  const clip = new Clip({
+    ...opts.clip,
+    image: { ...(opts.clip.image ?? {}), inChannels: train.channels },
+    text: { ...(opts.clip.text ?? {}), maxLength },
+  });
+  log(`CLIP: ${clip.numParameters().toLocaleString('en-US')} parameters, text length ${maxLength} (longest caption ${longest} bytes) (image ${clip.imageEncoder.numParameters().toLocaleString('en-US')}, ` +
+    `text ${clip.textEncoder.numParameters().toLocaleString('en-US')})`);
+  try {
+    const result = await trainClip({
+      clip,
+      train,
+      config: cfg,
+      outDir: opts.outDir,
+      resume: opts.resume,
+      evaluate: (c) => evaluate(c),
+      checkpointConfig: { dataset: opts.dataset, attributes: opts.attributes, limit: opts.limit ?? null },
+      onLog: log,
+      signal: opts.signal,
+      command: opts.command,
+      isTTY: opts.isTTY,
+    });
+    return { ...result, clip };
+  } catch (e) {
+    clip.dispose();
+    throw e;
+  }
+}
