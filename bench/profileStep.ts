@@ -62,13 +62,17 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-async function timeRuns(warmup: number, steps: number, run: () => Promise<void>): Promise<number[]> {
+/** Wall ms per run; also CPU ms (user + sys of this process, robust to other load) in `cpu` if given. */
+async function timeRuns(warmup: number, steps: number, run: () => Promise<void>, cpu?: number[]): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await run();
   const out: number[] = [];
   for (let i = 0; i < steps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await run();
     out.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu?.push((c.user + c.system) / 1000);
   }
   return out;
 }
@@ -127,12 +131,15 @@ async function main(): Promise<void> {
   };
 
   const n0 = tf.memory().numTensors;
-  const stepTimes = await timeRuns(a.warmup, a.steps, async () => step());
-  const fwdTimes = await timeRuns(1, a.steps, async () => forward());
+  const stepCpu: number[] = [];
+  const fwdCpu: number[] = [];
+  const stepTimes = await timeRuns(a.warmup, a.steps, async () => step(), stepCpu);
+  const fwdTimes = await timeRuns(1, a.steps, async () => forward(), fwdCpu);
   if (tf.memory().numTensors !== n0) console.log(`WARNING: tensor leak ${tf.memory().numTensors - n0}`);
   const fmt = (v: number[]): string => `median ${median(v).toFixed(0)} ms, min ${Math.min(...v).toFixed(0)} [${v.map((q) => q.toFixed(0)).join(', ')}]`;
   console.log(`step    ${fmt(stepTimes)}  = ${((B * 1000) / median(stepTimes)).toFixed(1)} img/s`);
   console.log(`forward ${fmt(fwdTimes)}  = ${((B * 1000) / median(fwdTimes)).toFixed(1)} img/s`);
+  console.log(`cpu time (user+sys; main thread + helpers): step median ${median(stepCpu).toFixed(0)} ms, forward median ${median(fwdCpu).toFixed(0)} ms`);
   console.log(`wasm heap after: ${((tf.memory() as { numBytesInWASMHeap?: number }).numBytesInWASMHeap ?? 0) / 1e6} MB, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
 
   const prof = await profileKernels(step, a.top);
