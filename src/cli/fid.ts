@@ -4,9 +4,11 @@
  *
  *   tfjs-diffusion fid samples/ dataset:mnist:test --features mnist --kid
  *
- * A side is a folder of PNGs (all the same size and channels) or
+ * A side is a folder of PNGs (all the same size and channels),
  * `dataset:<name>[:<split>]` (mnist, fashion-mnist, cifar10 with --data-dir;
- * split defaults to test). Each side is brought to the extractor's input size
+ * split defaults to test), or `noise:<H>x<W>x<C>` (--limit uniform-noise
+ * images, a worst-case baseline). --limit N keeps the first N files of a folder
+ * (by name) and a seeded random N images of a dataset. Each side is brought to the extractor's input size
  * on its own (features.ts prepareImages); the output says how.
  */
 import type { CommandModule } from 'yargs';
@@ -14,11 +16,11 @@ import { DatasetName, isDatasetName, loadDataset } from '../data/load';
 import { frechetDistance, FrechetResult } from '../eval/frechet';
 import { kernelInceptionDistance, KidResult } from '../eval/kid';
 import { FeatureExtractor, ImageSize, loadFeatureExtractor } from '../eval/features';
-import { datasetSource, extractSourceFeatures, imageFolderSource, ImageSource, SourceFeatures } from '../eval/imageFolderStats';
+import { datasetSource, extractSourceFeatures, imageFolderSource, ImageSource, SourceFeatures, uniformNoiseSource } from '../eval/imageFolderStats';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
 
 export interface FidOptions {
-  /** Folder of PNGs or dataset:<name>[:<split>]. */
+  /** Folder of PNGs, dataset:<name>[:<split>] or noise:<H>x<W>x<C>. */
   readonly a: string;
   readonly b: string;
   /** mnist | fashion-mnist | colored-mnist | cifar10 | pixels | inception:<path> | <classifier>.safetensors */
@@ -26,7 +28,7 @@ export interface FidOptions {
   readonly kid: boolean;
   /** Images per forward pass. */
   readonly batchSize: number;
-  /** Use at most this many images per side. */
+  /** Use at most this many images per side (folders: the first N by name; datasets: a seeded random N). */
   readonly limit?: number;
   /** Data folder for dataset: sides that need one. */
   readonly dataDir?: string;
@@ -46,15 +48,21 @@ export interface FidReport {
   readonly kid: KidResult | null;
 }
 
-/** A folder path or dataset:<name>[:<split>] as an image source. */
-export function openImageSource(spec: string, options: { limit?: number; dataDir?: string } = {}): ImageSource {
+/** A folder path, dataset:<name>[:<split>] or noise:<H>x<W>x<C> as an image source. */
+export function openImageSource(spec: string, options: { limit?: number; dataDir?: string; seed?: number } = {}): ImageSource {
+  if (spec.startsWith('noise:')) {
+    const m = /^noise:(\d+)x(\d+)x([13])$/.exec(spec);
+    if (m === null) throw new Error(`bad source '${spec}': expected noise:<H>x<W>x<C> with C = 1 or 3, e.g. noise:28x28x1`);
+    if (options.limit === undefined) throw new Error(`source '${spec}' needs --limit (how many noise images)`);
+    return uniformNoiseSource(options.limit, { height: Number(m[1]), width: Number(m[2]), channels: Number(m[3]) }, options.seed ?? 0);
+  }
   if (!spec.startsWith('dataset:')) return imageFolderSource(spec, { limit: options.limit });
   const [, name, split = 'test', ...rest] = spec.split(':');
   if (!isDatasetName(name) || name === 'image-folder' || rest.length > 0 || (split !== 'train' && split !== 'test')) {
     throw new Error(`bad source '${spec}': expected dataset:<mnist|fashion-mnist|cifar10>[:train|test] or a folder of PNGs`);
   }
-  const data = loadDataset(name as DatasetName, split, { dataDir: options.dataDir, limit: options.limit });
-  return datasetSource(data);
+  const data = loadDataset(name as DatasetName, split, { dataDir: options.dataDir });
+  return datasetSource(data, { limit: options.limit, randomSubset: options.seed ?? 0 });
 }
 
 /** Reads both sides through one extractor and compares them. */
@@ -122,11 +130,11 @@ interface FidArgs extends BackendArgs {
 
 export const fidCommand: CommandModule<object, FidArgs> = {
   command: 'fid <a> <b>',
-  describe: 'FID (and KID with --kid) between two folders of PNGs or dataset:<name>[:split] sources',
+  describe: 'FID (and KID with --kid) between two image sets (folders of PNGs, dataset:<name>[:split], noise:<H>x<W>x<C>)',
   builder: (y) =>
     withBackendOptions(y)
-      .positional('a', { type: 'string', demandOption: true, describe: 'folder of PNGs or dataset:<name>[:train|test]' })
-      .positional('b', { type: 'string', demandOption: true, describe: 'folder of PNGs or dataset:<name>[:train|test]' })
+      .positional('a', { type: 'string', demandOption: true, describe: 'folder of PNGs, dataset:<name>[:train|test] or noise:<H>x<W>x<C>' })
+      .positional('b', { type: 'string', demandOption: true, describe: 'folder of PNGs, dataset:<name>[:train|test] or noise:<H>x<W>x<C>' })
       .option('features', {
         type: 'string',
         default: 'mnist',
@@ -134,11 +142,11 @@ export const fidCommand: CommandModule<object, FidArgs> = {
       })
       .option('kid', { type: 'boolean', default: false, describe: 'also compute KID (keeps the features in memory)' })
       .option('batch', { type: 'number', default: 100, describe: 'images per forward pass' })
-      .option('limit', { type: 'number', describe: 'use at most N images per side' })
+      .option('limit', { type: 'number', describe: 'use at most N images per side (folder: first N by name; dataset: seeded random N)' })
       .option('data-dir', { type: 'string', describe: 'data folder for dataset: sources (cifar10, fashion-mnist)' })
       .option('kid-subsets', { type: 'number', default: 100 })
       .option('kid-subset-size', { type: 'number', describe: 'default min(1000, nA, nB)' })
-      .option('seed', { type: 'number', default: 0, describe: 'seed of the KID subsets' }) as never,
+      .option('seed', { type: 'number', default: 0, describe: 'seed of the KID subsets, dataset subsets and noise: sources' }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
       const report = await runFid({

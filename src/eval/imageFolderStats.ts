@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadPng } from '../io/png';
 import { ImageDataset } from '../data/dataset';
 import { fixedBatch } from '../data/batches';
+import { keyedRng } from '../backend/random';
 import { FeatureStats } from './featureStats';
 import type { FeatureMatrix } from './kid';
 import { describePreparation, FeatureExtractor, ImageSize } from './features';
@@ -109,17 +110,30 @@ export function imageFolderSource(dir: string, options: { limit?: number } = {})
   };
 }
 
-/** The first `limit` images (default all) of an in-memory dataset, unpadded. */
-export function datasetSource(data: ImageDataset, options: { limit?: number } = {}): ImageSource {
+/**
+ * An in-memory dataset as a source, unpadded: all images, the first `limit`, or with
+ * `randomSubset: seed` a seeded random `limit` of them (dataset files are often
+ * ordered, e.g. MNIST's test split puts its cleaner writers first, so the first N
+ * are not a fair sample).
+ */
+export function datasetSource(data: ImageDataset, options: { limit?: number; randomSubset?: number | string } = {}): ImageSource {
   const count = Math.min(options.limit ?? data.count, data.count);
-  if (count < 1) throw new Error(`dataset '${data.name}' (${data.split}) has no images`);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`dataset '${data.name}' (${data.split}): need at least 1 image, limit ${options.limit}, ${data.count} images`);
+  let indices = Int32Array.from({ length: count }, (_, i) => i);
+  let name = `${data.name} (${data.split})`;
+  if (options.randomSubset !== undefined && count < data.count) {
+    const all = Int32Array.from({ length: data.count }, (_, i) => i);
+    keyedRng(options.randomSubset, 'subset', data.name, data.split).shuffle(all);
+    indices = all.slice(0, count).sort();
+    name += `, random ${count} of ${data.count} (seed ${options.randomSubset})`;
+  }
   return {
-    name: `${data.name} (${data.split})`,
+    name,
     count,
     size: { height: data.height, width: data.width, channels: data.channels },
     async *batches(batchSize: number): AsyncGenerator<tf.Tensor4D> {
       for (let start = 0; start < count; start += batchSize) {
-        const batch = fixedBatch(data, Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i));
+        const batch = fixedBatch(data, indices.subarray(start, start + batchSize));
         batch.labels?.dispose();
         yield batch.x;
       }
@@ -137,6 +151,31 @@ export function tensorSource(images: tf.Tensor4D, name = 'images'): ImageSource 
     async *batches(batchSize: number): AsyncGenerator<tf.Tensor4D> {
       for (let start = 0; start < n; start += batchSize) {
         yield tf.slice(images, [start, 0, 0, 0], [Math.min(batchSize, n - start), height, width, channels]);
+      }
+    },
+  };
+}
+
+/**
+ * `count` images of independent uniform pixel values (uint8 0..255 -> [-1, 1], as a PNG
+ * of noise would be), drawn from keyedRng(seed, 'noise', index): a "worst case" baseline.
+ */
+export function uniformNoiseSource(count: number, size: ImageSize, seed: number | string = 0): ImageSource {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`noise source: count must be a positive integer, received ${count}`);
+  const perImage = size.height * size.width * size.channels;
+  return {
+    name: `uniform noise ${sizeText(size)} (seed ${seed})`,
+    count,
+    size,
+    async *batches(batchSize: number): AsyncGenerator<tf.Tensor4D> {
+      for (let start = 0; start < count; start += batchSize) {
+        const b = Math.min(batchSize, count - start);
+        const data = new Float32Array(b * perImage);
+        for (let i = 0; i < b; i++) {
+          const rng = keyedRng(seed, 'noise', start + i);
+          for (let k = 0; k < perImage; k++) data[i * perImage + k] = rng.int(256) / 127.5 - 1;
+        }
+        yield tf.tensor4d(data, [b, size.height, size.width, size.channels]);
       }
     },
   };

@@ -102,5 +102,8 @@ describe('fid command', () => {
       `image folder ${mixed}: odd.png is 5x5x1 (HxWxC), expected 4x4x1 like 0.png`,
     );
     expect(() => openImageSource('dataset:mnist:validation')).toThrow("bad source 'dataset:mnist:validation': expected dataset:<mnist|fashion-mnist|cifar10>[:train|test]");
+    expect(openImageSource('noise:4x6x3', { limit: 5 })).toMatchObject({ count: 5, size: { height: 4, width: 6, channels: 3 } });
+    expect(() => openImageSource('noise:4x4')).toThrow("bad source 'noise:4x4': expected noise:<H>x<W>x<C> with C = 1 or 3");
+    expect(() => openImageSource('noise:4x4x1')).toThrow("source 'noise:4x4x1' needs --limit");
   });
 });

@@ -93,4 +93,25 @@ describe('image sources', () => {
     expect(relativeError(b.stats.covariance(), a.stats.covariance())).toBeLessThan(1e-12);
     expect(relativeError(c.stats.covariance(), a.stats.covariance())).toBeLessThan(1e-12);
   });
+
+  it('datasetSource: first N, or a seeded random N (distinct, in index order, reproducible)', async () => {
+    const n = 50;
+    const images = Uint8Array.from({ length: n * 4 }, (_, k) => Math.floor(k / 4)); // image i is constant i
+    const data: ImageDataset = { name: 'idx', split: 'train', images, count: n, height: 2, width: 2, channels: 1, labels: null, classNames: null, captions: null };
+    const ex = pixelExtractor({ height: 2, width: 2, channels: 1 });
+    const ids = async (src: ReturnType<typeof datasetSource>): Promise<number[]> => {
+      const out = await extractSourceFeatures(src, ex, { batchSize: 7, keepFeatures: true });
+      const f = out.features?.data ?? new Float32Array();
+      return Array.from({ length: out.count }, (_, i) => Math.round((f[i * 4] + 1) * 127.5));
+    };
+    expect(await ids(datasetSource(data, { limit: 5 }))).toEqual([0, 1, 2, 3, 4]);
+    const src = datasetSource(data, { limit: 10, randomSubset: 3 });
+    expect(src.name).toBe('idx (train), random 10 of 50 (seed 3)');
+    const picked = await ids(src);
+    expect(new Set(picked).size).toBe(10);
+    expect([...picked].sort((a, b) => a - b)).toEqual(picked);
+    expect(picked).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await ids(datasetSource(data, { limit: 10, randomSubset: 3 }))).toEqual(picked);
+    expect(await ids(datasetSource(data, { limit: 10, randomSubset: 4 }))).not.toEqual(picked);
+  });
 });
