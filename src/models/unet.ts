@@ -35,12 +35,14 @@ import { Embedding } from '../nn/embedding';
 import { silu } from '../nn/activations';
 import { timestepEmbedding } from '../nn/timestepEmbedding';
 import { AttnBlock, CrossContext, ModuleList, ResBlock, TimeEmbeddingMlp, Upsample } from './unetBlocks';
+import { PredictionType, PREDICTION_TYPES } from '../schedule/parameterization';
 
 // ----------------------------------------------------------------------------
 // config
 
-export type PredictionType = 'epsilon' | 'v' | 'x0';
-export const PREDICTION_TYPES: readonly PredictionType[] = ['epsilon', 'v', 'x0'];
+// One definition of the prediction types (the schedule's parameterisations), re-exported for model users.
+export type { PredictionType };
+export { PREDICTION_TYPES };
 
 export interface UNetConfig {
   readonly inChannels: number;

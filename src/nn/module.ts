@@ -134,7 +134,13 @@ export class Module {
     }
     for (const [n, v] of params) {
       const t = tensors.get(n) as tf.Tensor;
-      v.assign(t.dtype === 'float32' ? t : tf.tidy(() => t.toFloat()));
+      if (t.dtype === 'float32') {
+        v.assign(t);
+      } else {
+        const asFloat = tf.cast(t, 'float32');
+        v.assign(asFloat);
+        asFloat.dispose();
+      }
     }
   }
 
