@@ -2,7 +2,7 @@
  * A small CLIP on captioned MNIST: the text-image judge for later text-to-image runs.
  *
  *   npx tsx examples/train-clip.ts                                   # the real run (resumes if runs/clip-mnist exists)
- *   npx tsx examples/train-clip.ts --steps 30 --limit 512 --batch 64 --lr 1e-3 --lr-decay constant \
+ *   npx tsx examples/train-clip.ts --steps 30 --limit 512 --batch 64 --lr-decay constant \
  *       --eval-limit 500 --out /tmp/clip-smoke --fresh          # a tiny check (~1-2 min): the loss must fall
  *   npx tsx examples/train-clip.ts --dataset colored-mnist --out runs/clip-colored
  *
@@ -22,8 +22,10 @@
  *      "the digit seven" many times;
  *   4. optimisation: AdamW lr 5e-4, 100 warm-up steps, cosine decay, weight
  *      decay 0.1, global-norm clipping at 1, batch 128. (From scratch both towers
- *      start nearly constant, cos ~0.9 between any two images, so the loss sits
- *      at log B for a while; lr 3e-3 collapsed there for good, 1e-3 got out);
+ *      start nearly constant, cos ~0.9 between any two images' embeddings; too
+ *      large a step collapses them to identical embeddings, loss log B, where the
+ *      gradient vanishes: batch 64 on 512 digits collapsed at lr 1e-3 and learned
+ *      at 5e-4);
  *   5. every 500 steps: zero-shot accuracy on 1000 test digits with the prompts
  *      "a handwritten 0" .. "a handwritten 9", and a checkpoint
  *      (<out>/clip.safetensors, kind 'clip', config in the metadata).

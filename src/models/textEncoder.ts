@@ -163,7 +163,10 @@ export class TextEncoder extends Module {
     this.config = cfg;
     const rng = new Rng(`text-encoder/${cfg.seed}`);
     this.tokenEmbedding = this.addChild('token_embedding', new Embedding({ numEmbeddings: cfg.vocabSize, dim: cfg.dim, rng }));
-    // N(0, 0.01) as CLIP's positional embedding; the token table is N(0, 1) as nn.Embedding.
+    // CLIP's init: tokens N(0, 0.02) (nn.Embedding's N(0, 1) rescaled), positions N(0, 0.01). With N(0, 1) the
+    // EOS token's own embedding dominates its state at init: pooled embeddings of different prompts had cos 0.98
+    // (0.79 with 0.02), and contrastive training sat longer at the collapsed loss log B.
+    tf.tidy(() => this.tokenEmbedding.weight.assign(tf.mul(this.tokenEmbedding.weight, 0.02)));
     this.positionEmbedding = this.addParameter('position_embedding', randomNormal([cfg.maxLength, cfg.dim], rng, 0, 0.01), 'plain');
     const blocks = this.addChild('blocks', new ModuleList());
     for (let i = 0; i < cfg.layers; i++) this.blocks.push(blocks.push(new TransformerBlock(cfg.dim, cfg.heads, cfg.mlpRatio, rng)));
