@@ -7,12 +7,14 @@ import { hideBin } from 'yargs/helpers';
 import { trainCommand } from './train';
 import { sampleCommand } from './sample';
 import { inspectCommand } from './inspect';
+import { trainClipCommand } from './trainClip';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('tfjs-diffusion')
     .command(trainCommand)
     .command(sampleCommand)
+    .command(trainClipCommand)
     .command(inspectCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
