@@ -8,12 +8,14 @@ import { trainCommand } from './train';
 import { sampleCommand } from './sample';
 import { inspectCommand } from './inspect';
 import { trainClipCommand } from './trainClip';
+import { evalCommand } from './eval';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('tfjs-diffusion')
     .command(trainCommand)
     .command(sampleCommand)
+    .command(evalCommand)
     .command(trainClipCommand)
     .command(inspectCommand)
     .demandCommand(1, 'name a command (see --help)')

@@ -52,6 +52,8 @@ export interface GenerateOptions {
   /** Classifier-free guidance scale; 1 = none (the conditional model alone). */
   readonly guidance: number;
   readonly seed: number;
+  /** Noise index of the first image: image i uses the noise of index firstIndex + i (split a large job into calls). */
+  readonly firstIndex: number;
   /** Clipping of predicted x0 at each step; pixel data lives in [-1, 1]. */
   readonly clip: ClipMode;
   /** Images per denoiser batch (memory bound); guidance doubles it internally. */
@@ -65,6 +67,7 @@ export const GENERATE_DEFAULTS: Omit<GenerateOptions, 'n' | 'labels'> = {
   steps: 20,
   guidance: 1.5,
   seed: 0,
+  firstIndex: 0,
   clip: { kind: 'static', value: 1 },
   batchSize: 64,
   cropToImageSize: true,
@@ -158,7 +161,7 @@ export async function generate(pipeline: PixelPipeline, options: Partial<Generat
           steps: o.steps,
           predictionType: unet.config.predictionType,
           seed: o.seed,
-          firstIndex: start,
+          firstIndex: o.firstIndex + start,
           cond,
           clip: o.clip,
         });
