@@ -94,9 +94,33 @@ export type { PipelineManifest, PipelineDesign } from './io/pipeline';
 export { savePng, loadPng, loadPngTensor, saveImageGrid, saveImages } from './io/png';
 export { saveLinePlot } from './io/plot';
 
+// evaluation
+export { frechetDistance, symmetricEigen } from './eval/frechet';
+export type { FrechetResult } from './eval/frechet';
+export { FeatureStats } from './eval/featureStats';
+export type { GaussianStats } from './eval/featureStats';
+export { kernelInceptionDistance } from './eval/kid';
+export { Classifier, loadClassifier } from './eval/classifier';
+export { trainClassifier } from './eval/trainClassifier';
+export { loadFeatureExtractor } from './eval/features';
+export type { FeatureExtractor } from './eval/features';
+export { conditionalAccuracy, classify } from './eval/conditionalAccuracy';
+export { extractSourceFeatures, imageFolderSource, datasetSource } from './eval/imageFolderStats';
+export { clipScore, zeroShotAccuracy } from './eval/clipScore';
+
+// text
+export { ByteTokenizer } from './models/tokenizer';
+export { TextEncoder, textEncoderConfig, TEXT_ENCODER_DEFAULTS, encodeCaptionsCached } from './models/textEncoder';
+export { Clip, clipConfig, CLIP_DEFAULTS } from './models/clip';
+export { trainClip } from './train/clipTraining';
+export { captionDataset } from './data/captions';
+export { loadColoredMnist } from './data/coloredMnist';
+
 // pipelines
 export { loadPixelPipeline, generate, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
 export type { PixelPipeline, GenerateOptions } from './pipelines/pixelDiffusion';
 export { trainPixelDiffusion } from './pipelines/pixelTraining';
 export type { PixelTrainingOptions } from './pipelines/pixelTraining';
 export { unetDenoiser } from './pipelines/unetDenoiser';
+export { evaluatePixelPipeline } from './pipelines/evaluatePixel';
+export type { PixelEvalResult } from './pipelines/evaluatePixel';

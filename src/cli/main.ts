@@ -9,6 +9,8 @@ import { sampleCommand } from './sample';
 import { inspectCommand } from './inspect';
 import { trainClipCommand } from './trainClip';
 import { evalCommand } from './eval';
+import { fidCommand } from './fid';
+import { trainClassifierCommand } from './trainClassifier';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -16,6 +18,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(trainCommand)
     .command(sampleCommand)
     .command(evalCommand)
+    .command(fidCommand)
+    .command(trainClassifierCommand)
     .command(trainClipCommand)
     .command(inspectCommand)
     .demandCommand(1, 'name a command (see --help)')
