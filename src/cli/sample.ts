@@ -11,9 +11,9 @@ interface SampleArgs extends BackendArgs {
   pipeline: string;
   label?: string;
   n: number;
-  sampler: string;
-  steps: number;
-  guidance: number;
+  sampler?: string;
+  steps?: number;
+  guidance?: number;
   seed: number;
   out: string;
   'out-dir'?: string;
@@ -50,9 +50,9 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
       .option('pipeline', { type: 'string', default: 'checkpoints/mnist-pixel', describe: 'pipeline folder (pipeline.json) or UNet .safetensors' })
       .option('label', { type: 'string', describe: 'class id(s) or name(s), comma-separated; default: every class, one row each' })
       .option('n', { type: 'number', default: 8, describe: 'images (per class when --label is not given)' })
-      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: GENERATE_DEFAULTS.sampler })
-      .option('steps', { type: 'number', default: GENERATE_DEFAULTS.steps, describe: 'denoiser evaluations' })
-      .option('guidance', { type: 'number', default: GENERATE_DEFAULTS.guidance, describe: 'classifier-free guidance scale (1 = none)' })
+      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: `default: the pipeline's, else ${GENERATE_DEFAULTS.sampler}` })
+      .option('steps', { type: 'number', describe: `denoiser evaluations (default: the pipeline's, else ${GENERATE_DEFAULTS.steps})` })
+      .option('guidance', { type: 'number', describe: `classifier-free guidance scale, 1 = none (default: the pipeline's, else ${GENERATE_DEFAULTS.guidance})` })
       .option('clip', { type: 'string', choices: ['static', 'dynamic', 'none'], default: 'static', describe: 'x0 clipping: [-1,1], Imagen dynamic thresholding (p=0.995), or none' })
       .option('seed', { type: 'number', default: 0 })
       .option('out', { type: 'string', default: 'samples.png', describe: 'grid PNG path' })
@@ -66,7 +66,10 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
         const labels = parseLabels(args.label, pipeline.config.classNames, args.n);
         const n = labels === null ? args.n : labels.length;
         const clip = args.clip === 'static' ? ({ kind: 'static', value: 1 } as const) : args.clip === 'dynamic' ? ({ kind: 'dynamic', percentile: 0.995 } as const) : ({ kind: 'none' } as const);
-        const images = await generate(pipeline, { n, labels, sampler: args.sampler as SamplerName, steps: args.steps, guidance: args.guidance, seed: args.seed, clip });
+        const sampler = (args.sampler as SamplerName | undefined) ?? pipeline.defaults.sampler ?? GENERATE_DEFAULTS.sampler;
+        const steps = args.steps ?? pipeline.defaults.steps ?? GENERATE_DEFAULTS.steps;
+        const guidance = args.guidance ?? pipeline.defaults.guidance ?? GENERATE_DEFAULTS.guidance;
+        const images = await generate(pipeline, { n, labels, sampler, steps, guidance, seed: args.seed, clip });
         try {
           fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
           const cols = args.cols ?? (args.label === undefined ? args.n : Math.min(n, 8));
@@ -79,7 +82,7 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
           images.dispose();
         }
         const secs = (Date.now() - started) / 1000;
-        process.stdout.write(`wrote ${args.out}: ${n} images, ${args.sampler} ${args.steps} steps, guidance ${args.guidance}, seed ${args.seed} (${secs.toFixed(1)} s)\n`);
+        process.stdout.write(`wrote ${args.out}: ${n} images, ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed} (${secs.toFixed(1)} s)\n`);
       } finally {
         pipeline.dispose();
       }

@@ -16,7 +16,7 @@ import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { loadModelWeights, readModelConfig } from '../train/checkpoint';
 import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
 import { sample } from '../sample/sample';
-import { SamplerName } from '../sample/types';
+import { SamplerName, SAMPLER_NAMES } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
@@ -39,7 +39,32 @@ export interface PixelPipeline {
   readonly config: PixelCheckpointConfig;
   /** The file the weights came from. */
   readonly source: string;
+  /** Sampling defaults from the pipeline's manifest (empty for a bare .safetensors). */
+  readonly defaults: PipelineSamplingDefaults;
   dispose(): void;
+}
+
+/** What a pixel pipeline.json may set under `defaults`. */
+export interface PipelineSamplingDefaults {
+  readonly sampler?: SamplerName;
+  readonly steps?: number;
+  readonly guidance?: number;
+}
+
+function samplingDefaults(raw: Record<string, unknown> | undefined, where: string): PipelineSamplingDefaults {
+  if (raw === undefined) return {};
+  const out: { sampler?: SamplerName; steps?: number; guidance?: number } = {};
+  if (raw.sampler !== undefined) {
+    if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.sampler)) throw new Error(`${where}: defaults.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.sampler)}`);
+    out.sampler = raw.sampler as SamplerName;
+  }
+  for (const key of ['steps', 'guidance'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
+    out[key] = v;
+  }
+  return out;
 }
 
 export interface GenerateOptions {
@@ -96,8 +121,8 @@ export function pixelCheckpointConfig(raw: unknown, source: string): PixelCheckp
   };
 }
 
-/** Resolves a pipeline folder (with pipeline.json) or a .safetensors file to the UNet weights file. */
-export async function resolveUNetFile(pathOrDir: string): Promise<string> {
+/** Resolves a pipeline folder (with pipeline.json) or a .safetensors file to the UNet weights file and the manifest's sampling defaults. */
+export async function resolveUNetFile(pathOrDir: string): Promise<{ file: string; defaults: PipelineSamplingDefaults }> {
   if (!fs.existsSync(pathOrDir)) throw new Error(`${pathOrDir}: no such file or folder`);
   if (fs.statSync(pathOrDir).isDirectory()) {
     if (!fs.existsSync(path.join(pathOrDir, PIPELINE_MANIFEST_FILE))) {
@@ -107,13 +132,13 @@ export async function resolveUNetFile(pathOrDir: string): Promise<string> {
     if (manifest.design !== 'pixel') throw new Error(`${pathOrDir}: design '${manifest.design}' is not a pixel pipeline`);
     const part = manifest.parts.unet;
     if (part === undefined) throw new Error(`${pathOrDir}: ${PIPELINE_MANIFEST_FILE} has no 'unet' part`);
-    return path.join(pathOrDir, part.file);
+    return { file: path.join(pathOrDir, part.file), defaults: samplingDefaults(manifest.defaults, path.join(pathOrDir, PIPELINE_MANIFEST_FILE)) };
   }
-  return pathOrDir;
+  return { file: pathOrDir, defaults: {} };
 }
 
 export async function loadPixelPipeline(pathOrDir: string): Promise<PixelPipeline> {
-  const file = await resolveUNetFile(pathOrDir);
+  const { file, defaults } = await resolveUNetFile(pathOrDir);
   const info = await readModelConfig(file);
   if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
   const config = pixelCheckpointConfig(info.config, file);
@@ -124,7 +149,7 @@ export async function loadPixelPipeline(pathOrDir: string): Promise<PixelPipelin
     unet.dispose();
     throw e;
   }
-  return { unet, schedule: makeSchedule(config.schedule), config, source: file, dispose: () => unet.dispose() };
+  return { unet, schedule: makeSchedule(config.schedule), config, source: file, defaults, dispose: () => unet.dispose() };
 }
 
 /** Generates n images [n, H, W, C] in [-1, 1] (the caller disposes the tensor). */

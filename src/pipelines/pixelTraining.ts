@@ -105,7 +105,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
     const labels = classes === null ? null : Array.from({ length: classes * grid.perClass }, (_, i) => Math.floor(i / grid.perClass));
     const n = labels === null ? 8 * grid.perClass : labels.length;
     const images = await generate(
-      { unet: net, schedule, config, source: 'training', dispose: () => undefined },
+      { unet: net, schedule, config, source: 'training', defaults: {}, dispose: () => undefined },
       { n, labels, sampler: grid.sampler, steps: grid.steps, guidance: grid.guidance, seed: cfg.seed },
     );
     try {
