@@ -7,6 +7,7 @@ import { PREDICTION_TYPES, PredictionType } from '../schedule/parameterization';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { trainPixelDiffusion } from '../pipelines/pixelTraining';
 import { TRAIN_DEFAULTS } from '../train/trainConfig';
+import { validateWorkers } from '../train/dataParallel';
 import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
 
 interface TrainArgs extends BackendArgs {
@@ -26,6 +27,7 @@ interface TrainArgs extends BackendArgs {
   steps: number;
   batch: number;
   'grad-accum': number;
+  workers: number;
   lr: number;
   warmup: number;
   'lr-decay': string;
@@ -66,6 +68,11 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('steps', { type: 'number', default: TRAIN_DEFAULTS.steps, describe: 'optimiser steps' })
       .option('batch', { type: 'number', default: TRAIN_DEFAULTS.batchSize, describe: 'global batch size' })
       .option('grad-accum', { type: 'number', default: TRAIN_DEFAULTS.gradAccum, describe: 'micro-batches per step (batch must divide)' })
+      .option('workers', {
+        type: 'number',
+        default: TRAIN_DEFAULTS.workers,
+        describe: 'data-parallel worker threads, each a single-thread wasm backend computing a slice of every micro-batch (same training; workers x threads <= cores)',
+      })
       .option('lr', { type: 'number', default: TRAIN_DEFAULTS.lr, describe: 'peak learning rate' })
       .option('warmup', { type: 'number', default: TRAIN_DEFAULTS.warmupSteps, describe: 'LR warm-up steps' })
       .option('lr-decay', { type: 'string', choices: ['constant', 'cosine'], default: TRAIN_DEFAULTS.lrDecay })
@@ -83,8 +90,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('grid-guidance', { type: 'number', default: 1.5 })
       .option('seed', { type: 'number', default: 0 })
       .option('profile', { type: 'boolean', default: false, describe: 'before training, print the ten most expensive kernels of one step' }) as never,
-  handler: async (args) =>
-    runWithBackend(args, async () => {
+  handler: async (args) => {
+    validateWorkers(args.workers, args.threads); // before loading anything
+    await runWithBackend(args, async () => {
       const controller = new AbortController();
       const onSigint = (): void => {
         process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n');
@@ -112,6 +120,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           steps: args.steps,
           batchSize: args.batch,
           gradAccum: args['grad-accum'],
+          workers: args.workers,
           lr: args.lr,
           warmupSteps: args.warmup,
           lrDecay: args['lr-decay'] as 'constant' | 'cosine',
@@ -135,5 +144,6 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       });
       process.off('SIGINT', onSigint);
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out}\n`);
-    }),
+    });
+  },
 };

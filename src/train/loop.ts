@@ -19,6 +19,15 @@
  * Every random draw is keyed by (seed, step, example index), never by batch
  * split, so a run resumed from its training state reproduces the losses of an
  * uninterrupted run exactly (same backend).
+ *
+ * Data parallel (config.workers > 1, ./dataParallel.ts): each micro-batch is
+ * split into contiguous slices, one per worker thread; the workers return the
+ * slice gradients weighted by slice size / micro-batch, which sum to the
+ * micro-batch gradient. This thread still owns the data order, the optimiser,
+ * the EMA, logging, validation, samples and checkpoints, so the run is the same
+ * training as with one thread (to float tolerance; exactly the same draws of t,
+ * noise and condition dropout). UNet dropout masks are drawn per slice, so with
+ * dropout > 0 the equivalence holds in distribution only.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -41,6 +50,7 @@ import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState }
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter } from './progress';
 import { profileKernels } from './profile';
+import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
 // ---------------------------------------------------------------- types
 
@@ -85,6 +95,8 @@ export interface TrainDiffusionOptions {
   readonly isTTY?: boolean;
   /** Before training, profile one micro-batch step and log its ten most expensive kernels. */
   readonly profile?: boolean;
+  /** Tests only: make a data-parallel worker fail at a step (config.workers > 1). */
+  readonly workerFault?: WorkerFault;
 }
 
 export interface TrainResult {
@@ -147,6 +159,44 @@ function microBatchLoss(
   return diffusionLoss(out, target, t, weights);
 }
 
+/** What a micro-batch's loss depends on besides its examples (shared with the data-parallel workers). */
+export interface GradientContext {
+  readonly model: UNet;
+  readonly schedule: Schedule;
+  /** The parameters to differentiate, by name (model.namedTrainableParameters()). */
+  readonly params: ReadonlyArray<[string, tf.Variable]>;
+  readonly seed: number;
+  readonly condDropProb: number;
+  /** Min-SNR weights per timestep [T], or null for plain MSE. */
+  readonly snrWeights: tf.Tensor1D | null;
+}
+
+/**
+ * Loss (mean over the B examples) and its gradients by parameter name, for
+ * examples [first, first + B) of `step`: t, noise and condition dropout are
+ * keyed by (seed, step, first + i). The dropout seed is keyed by `first`, i.e.
+ * by how the examples are split. The caller owns the returned tensors.
+ */
+export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, first: number): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+  const { model, schedule, seed } = ctx;
+  const b = batch.x.shape[0];
+  const ids = Int32Array.from({ length: b }, (_, i) => first + i);
+  const t = tf.tensor1d(trainingTimesteps(b, seed, step, first, schedule.timesteps), 'int32');
+  const noise = trainingNoise(batch.x.shape, seed, step, first);
+  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb));
+  try {
+    const dropoutSeed = keyedRng(seed, 'dropout', step, first).int(2 ** 31);
+    const { value, grads } = tf.variableGrads(
+      () => microBatchLoss(model, schedule, batch.x, t, noise, cond, ctx.snrWeights, dropoutSeed),
+      ctx.params.map(([, v]) => v),
+    );
+    const names = new Map(ctx.params.map(([n, v]) => [v.name, n]));
+    return { loss: value, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
+  } finally {
+    tf.dispose([t, noise, ...(cond.classLabels ? [cond.classLabels] : [])]);
+  }
+}
+
 function readMetrics(file: string, upToStep: number): MetricsRow[] {
   if (!fs.existsSync(file)) return [];
   return fs
@@ -178,7 +228,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const metricsPath = path.join(outDir, METRICS_FILE);
 
   const params = model.namedTrainableParameters();
-  const varNames = new Map(params.map(([n, v]) => [v.name, n]));
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
 
@@ -212,25 +261,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
-  // ---- one micro-batch: loss and gradients (the caller owns the returned tensors)
-  const lossAndGrads = (batch: Batch, step: number, first: number): { loss: tf.Scalar; grads: tf.NamedTensorMap } => {
-    const b = batch.x.shape[0];
-    const ids = Int32Array.from({ length: b }, (_, i) => first + i);
-    const tArr = trainingTimesteps(b, cfg.seed, step, first, T);
-    const t = tf.tensor1d(tArr, 'int32');
-    const noise = trainingNoise(batch.x.shape, cfg.seed, step, first);
-    const cond = conditionFor(model, batch, conditionDropMask(cfg.seed, step, ids, cfg.condDropProb));
-    try {
-      const dropoutSeed = keyedRng(cfg.seed, 'dropout', step, first).int(2 ** 31);
-      const { value, grads } = tf.variableGrads(
-        () => microBatchLoss(model, schedule, batch.x, t, noise, cond, snrWeights, dropoutSeed),
-        params.map(([, v]) => v),
-      );
-      return { loss: value, grads };
-    } finally {
-      tf.dispose([t, noise, ...(cond.classLabels ? [cond.classLabels] : [])]);
-    }
-  };
+  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights };
 
   // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
   let memory: MemoryEstimate | null = null;
@@ -238,13 +269,13 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     memory = await measureStepMemory((b) => {
       const probe = fixedBatch(opts.train, Array.from({ length: b }, (_, i) => i), { padTo });
       try {
-        const { loss, grads } = lossAndGrads(probe, 0, 0);
-        tf.dispose([loss, ...Object.values(grads)]);
+        const { loss, grads } = lossAndGrads(gradientContext, probe, 0, 0);
+        tf.dispose([loss, ...grads.values()]);
       } finally {
         tf.dispose([probe.x, ...(probe.labels ? [probe.labels] : [])]);
       }
     });
-    assertBatchFits(memory, micro);
+    assertBatchFits(memory, Math.ceil(micro / cfg.workers)); // each data-parallel worker has a heap of its own
   }
 
   // ---- --profile: where one micro-batch step spends its time (on a throwaway batch; nothing is updated)
@@ -252,8 +283,8 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     const probe = fixedBatch(opts.train, Array.from({ length: micro }, (_, i) => i), { padTo });
     try {
       const prof = await profileKernels(() => {
-        const { loss, grads } = lossAndGrads(probe, 0, 0);
-        tf.dispose([loss, ...Object.values(grads)]);
+        const { loss, grads } = lossAndGrads(gradientContext, probe, 0, 0);
+        tf.dispose([loss, ...grads.values()]);
       }, 10);
       log(`profile of one step (micro-batch ${micro}): ${prof.wallMs.toFixed(0)} ms wall, ${prof.totalMs.toFixed(0)} ms in kernels; top kernels:`);
       for (const r of prof.rows) log(`  ${r.kernel.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
@@ -313,16 +344,29 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
   let step = startStep;
   let stoppedEarly = false;
+  let workers: DataParallel | null = null;
   try {
+    if (cfg.workers > 1) {
+      workers = await startDataParallel({
+        workers: cfg.workers, model, schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
+        minSnrGamma: cfg.minSnrGamma, fault: opts.workerFault,
+      });
+      log(`data parallel: ${cfg.workers} workers (single-thread wasm each), micro-batch ${micro} split ${workers.sliceSizes(micro).join(' + ')}`);
+    }
     while (step < cfg.steps) {
       const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
+      workers?.broadcastWeights(); // the workers' replicas take this step's weights
       let stepLoss: tf.Scalar | null = null;
       let gradSum: Map<string, tf.Tensor> | null = null;
       for (let m = 0; m < cfg.gradAccum; m++) {
-        const batch = iterator.next();
+        const batch = iterator.next(); // (with workers only batch.indices is used: each worker builds its slice)
         try {
-          const { loss, grads } = lossAndGrads(batch, step, m * micro);
-          const named = new Map(Object.entries(grads).map(([vn, g]) => [varNames.get(vn) as string, g]));
+          const { loss, grads: named } = workers === null
+            ? lossAndGrads(gradientContext, batch, step, m * micro)
+            : await workers.lossAndGrads(batch.indices, step, m * micro).catch((e: Error) => {
+              const kept = lastCheckpoint > 0 ? `The last checkpoint (step ${lastCheckpoint}) is kept in ${outDir}.` : 'No checkpoint had been written yet.';
+              throw new Error(`${e.message}. ${kept}`);
+            });
           if (gradSum === null) {
             gradSum = named;
             stepLoss = loss;
@@ -402,6 +446,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
       }
     }
   } finally {
+    await workers?.close();
     tf.dispose(pendingLosses);
     lastNorm?.dispose();
     snrWeights?.dispose();

@@ -9,6 +9,7 @@ export interface TrainConfig {
   readonly steps: number;
   readonly batchSize: number;
   readonly gradAccum: number;
+  readonly workers: number;
   readonly seed: number;
   readonly lr: number;
   readonly warmupSteps: number;
@@ -33,6 +34,11 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   batchSize: 64,
   /** Micro-batches per step: the global batch is split into gradAccum equal parts whose gradients are averaged. */
   gradAccum: 1,
+  /**
+   * Data-parallel worker threads (./dataParallel.ts): each runs a single-thread wasm backend and computes
+   * a contiguous slice of every micro-batch; 1 = compute in the calling thread. Same training for any count.
+   */
+  workers: 1,
   /** One seed fixes data order, initialisation, timesteps, noise and condition dropout. */
   seed: 0,
   /** Peak learning rate. Small UNets (< 2M parameters) train well at 1e-3..2e-3 with warm-up; 2e-4 is the DDPM value for 35M. */
@@ -80,6 +86,10 @@ export function trainConfig(partial: Partial<Omit<TrainConfig, 'adamw' | 'ema'>>
   positiveInt('gradAccum', c.gradAccum);
   if (c.batchSize % c.gradAccum !== 0) {
     throw new Error(`train config: batchSize ${c.batchSize} must be divisible by gradAccum ${c.gradAccum} (equal micro-batches)`);
+  }
+  positiveInt('workers', c.workers);
+  if (c.batchSize / c.gradAccum < c.workers) {
+    throw new Error(`train config: the micro-batch (batchSize ${c.batchSize} / gradAccum ${c.gradAccum} = ${c.batchSize / c.gradAccum}) must have at least one example per worker (workers ${c.workers})`);
   }
   positiveInt('seed', c.seed, 0);
   if (!(c.lr > 0)) throw new Error(`train config: lr must be > 0, got ${c.lr}`);
