@@ -10,7 +10,7 @@ import * as path from 'path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, shutdownBackend } from '../src/backend/backend';
+import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { loadPixelPipeline, generate } from '../src/pipelines/pixelDiffusion';
 import { readModelConfig, saveModelWeights } from '../src/train/checkpoint';
 import { writePipelineManifest } from '../src/io/pipeline';
@@ -22,9 +22,10 @@ async function main(): Promise<void> {
     .option('out', { type: 'string', default: 'checkpoints/mnist-pixel' })
     .option('steps', { type: 'number', default: 20, describe: 'default sampler steps written to the manifest' })
     .option('guidance', { type: 'number', default: 1.5, describe: 'default guidance written to the manifest' })
+    .option('backend', { type: 'string', default: 'auto' })
     .strict()
     .parseAsync();
-  await initBackend('wasm');
+  await initBackend(args.backend as BackendChoice, { onLog: (l) => process.stderr.write(l + '\n') });
   try {
     const source = path.join(args.run, WEIGHTS_FILE);
     const info = await readModelConfig(source);
