@@ -6,7 +6,8 @@
  *   3. the benchmark UNet (PyTorch peer architecture): training and sampling
  *      images/s at 1 thread and at every core (each in its own process);
  *   4. in the same run, the PyTorch peer at 1 and 2 threads when torch is
- *      importable, and the ratios ours / PyTorch.
+ *      importable, and the ratios ours / PyTorch;
+ *   5. the library's trainer end to end on MNIST at 1 thread, all threads, all workers.
  *   --memory: instead, RSS and live tensors over 1000 steps of a tiny model.
  *
  * Nothing else should run on the machine meanwhile.
@@ -62,6 +63,20 @@ function runUNetBench(threads: number, extra: string[], steps: number, warmup: n
   return lastJsonLine<UNetBenchResult>(r.stdout);
 }
 
+/** Images/s of `tfjs-diffusion train` over the second half of a short run (metrics logged every steps/2). */
+function runTrainer(flags: string[], steps: number): number {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-trainer-'));
+  const half = Math.max(1, Math.floor(steps / 2));
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'tfjs-diffusion.js'), 'train', '--backend', 'wasm', '--dataset', 'mnist', '--model', 'small',
+    '--steps', String(2 * half), '--batch', '32', '--log-every', String(half), '--val-every', '0', '--sample-every', '0', '--grid-steps', '1',
+    '--checkpoint-every', String(10 * steps), '--out', out, ...flags], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`train ${flags.join(' ')} failed:\n${r.stderr}`);
+  const rows = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; imagesPerSec: number });
+  const last = rows.find((row) => row.step === 2 * half);
+  if (last === undefined) throw new Error(`train ${flags.join(' ')}: no metrics row at step ${2 * half}`);
+  return last.imagesPerSec;
+}
+
 function torchAvailable(): { ok: true; version: string } | { ok: false; why: string } {
   if (!fs.existsSync(PEER)) return { ok: false, why: `the PyTorch peer script is not at ${PEER} (set TORCH_PEER)` };
   const r = spawnSync('python3', ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
@@ -114,6 +129,7 @@ async function main(): Promise<void> {
     .option('reps', { type: 'number', default: 7, describe: 'repetitions per building block (median)' })
     .option('unet-steps', { type: 'number', default: 10, describe: 'timed UNet steps (after warm-up)' })
     .option('warmup', { type: 'number', default: 3 })
+    .option('trainer-steps', { type: 'number', default: 16, describe: 'steps of each end-to-end trainer run (the second half is timed)' })
     .option('torch', { type: 'boolean', default: true, describe: 'also run the PyTorch peer when torch is importable' })
     .option('memory', { type: 'boolean', default: false, describe: 'only the memory-flatness run (1000 steps of a tiny model)' })
     .option('out', { type: 'string', default: path.join(ROOT, 'BENCHMARKS.md') })
@@ -179,6 +195,19 @@ async function main(): Promise<void> {
         if (t !== null && t.params !== ours.params) say(`(parameter counts differ: ours ${ours.params}, torch ${t.params})`);
       }
     }
+    say('');
+
+    // 5: the library's own trainer end to end (data, keyed noise, AdamW, EMA): threads vs data-parallel workers.
+    const trainerSteps = args['trainer-steps'];
+    say(`### Trainer end to end: MNIST, 'small' preset (1.11M parameters, label-conditional), batch 32, images/s over steps ${trainerSteps / 2 + 1}-${trainerSteps}`);
+    say('');
+    say('| configuration | images/s |');
+    say('|---|---|');
+    const trainerConfigs: Array<{ label: string; flags: string[] }> = [
+      { label: '1 thread', flags: ['--threads', '1'] },
+      ...(cores > 1 ? [{ label: `${cores} threads (threaded wasm)`, flags: ['--threads', String(cores)] }, { label: `${cores} workers (data parallel)`, flags: ['--workers', String(cores)] }] : []),
+    ];
+    for (const c of trainerConfigs) say(`| ${c.label} | ${f1(runTrainer(c.flags, trainerSteps))} |`);
     say('');
   }
   const header = fs.existsSync(args.out) ? '' : '# Benchmarks\n\nAppended by `npm run bench` (bench/run.ts); newest last. Every figure below was measured by the command in its section.\n\n';
