@@ -1,0 +1,631 @@
+/**
+ * Training the Stable-Diffusion-style autoencoder (models/autoencoder.ts) on
+ * its own, before any diffusion (Rombach et al. 2022 train the first stage
+ * separately and freeze it). One flat loop, as train/loop.ts:
+ *
+ *   for step in [start, steps):
+ *     lr       = learningRate(step)
+ *     x        <- data (seeded order, resumable), centre-padded to sampleSize with -1
+ *     eps      <- keyed by (seed, 'posterior', step, example index)
+ *     mean, logvar = encode(x);  z = mean + exp(logvar / 2) eps;  x^ = decode(z)
+ *     loss     = rec(x^, x) + klWeight * kl
+ *     clip, AdamW step, (EMA update)
+ *     every logEvery: read the losses (a sync point), metrics line, progress
+ *     every valEvery: L1 / MSE / PSNR on held-out images (deterministic: decode(mean))
+ *     every sampleEvery: originals next to reconstructions (PNG)
+ *     every checkpointEvery and at the end: weights + training state (atomic)
+ *   at the end: the latent scale factor (train/latentScale.ts) into the weights' metadata
+ *
+ * The loss, both terms MEANS PER ELEMENT:
+ *
+ *   rec = mean over B*H*W*C of |x^ - x|   ('l1', SD's pixel term)   or (x^ - x)^2   ('mse')
+ *   kl  = mean over B*h*w*z of 0.5 (mean^2 + exp(logvar) - 1 - logvar)     = KL(q(z|x) || N(0, I)) / (B h w z)
+ *
+ * Stable Diffusion instead SUMS both over each image and averages over the batch
+ * (CompVis LPIPSWithDiscriminator: nll = sum|x - x^| / B, kl = sum KL / B, weight
+ * kl_weight = 1e-6; plus LPIPS, a patch GAN and a learned output log-variance,
+ * none of which are here). Dividing that loss by P = H*W*C gives ours with
+ *
+ *   klWeight (ours) = kl_weight (SD) * Q / P,     Q = h*w*z latent values per image,
+ *
+ * e.g. SD's 1e-6 at 32x32x1 -> 8x8x4 (Q / P = 1/4) is 2.5e-7 here. Per-element
+ * means keep the loss near 0.01-0.1 whatever the image size, so one learning
+ * rate and clipping threshold suit MNIST and CIFAR alike.
+ *
+ * Every random draw is keyed by (seed, step, example index), so a run resumed
+ * from its training state reproduces the losses of an uninterrupted run exactly.
+ *
+ * Validation and sample grids use the shipped weights (the EMA when enabled),
+ * decode the posterior mean, clip to [-1, 1], and crop back to the dataset's
+ * image size (the padding is a training detail), so their L1 / MSE are not the
+ * training loss, which includes the easy padded border.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng, keyedRng } from '../backend/random';
+import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
+import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
+import { ImageDataset } from '../data/dataset';
+import { Autoencoder, AutoencoderConfig, autoencoderConfig, klDivergence } from '../models/autoencoder';
+import { datasetSource } from '../eval/imageFolderStats';
+import { evaluateReconstruction, ReconstructionMetrics } from '../eval/reconstruction';
+import { saveImageGrid } from '../io/png';
+import { saveLinePlot } from '../io/plot';
+import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
+import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema';
+import { learningRate } from './lr';
+import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, TrainingState } from './checkpoint';
+import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
+import { ProgressReporter } from './progress';
+
+// ---------------------------------------------------------------- config
+
+export type ReconstructionLoss = 'l1' | 'mse';
+
+export interface AutoencoderTrainConfig {
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly lr: number;
+  readonly warmupSteps: number;
+  readonly lrDecay: 'constant' | 'cosine';
+  readonly lrMinRatio: number;
+  readonly adamw: AdamWConfig;
+  readonly ema: EmaConfig | null;
+  readonly loss: ReconstructionLoss;
+  readonly klWeight: number;
+  readonly logEvery: number;
+  readonly valEvery: number;
+  readonly valSize: number;
+  readonly sampleEvery: number;
+  readonly sampleCount: number;
+  readonly checkpointEvery: number;
+  readonly scaleImages: number;
+}
+
+export const AUTOENCODER_TRAIN_DEFAULTS: AutoencoderTrainConfig = {
+  /** Optimiser steps of the run. */
+  steps: 2000,
+  /** Images per step. */
+  batchSize: 32,
+  /** One seed fixes data order, initialisation, posterior noise, the validation subset and the scale-factor subset. */
+  seed: 0,
+  /** Peak learning rate (a ~1M-parameter autoencoder is stable at 1e-3 with warm-up and clipping). */
+  lr: 1e-3,
+  /** Linear warm-up steps. */
+  warmupSteps: 100,
+  /** After warm-up: constant, or cosine decay to lr * lrMinRatio at the last step. */
+  lrDecay: 'cosine',
+  lrMinRatio: 0.1,
+  /** AdamW; clipGradNorm 1 clips the global gradient norm. */
+  adamw: { ...ADAMW_DEFAULTS },
+  /** EMA of the weights (shipped and evaluated instead of the raw weights), or null for none (SD v1's autoencoder has none). */
+  ema: null,
+  /** Pixel reconstruction term: 'l1' (SD) or 'mse'. Mean per element. */
+  loss: 'l1',
+  /** Weight of the per-element KL mean (SD's kl_weight 1e-6 on per-image sums is 1e-6 * Q / P here, see the header). */
+  klWeight: 1e-6,
+  /** Read the losses (a sync point), write a metrics line and the progress line every N steps. */
+  logEvery: 25,
+  /** L1 / MSE / PSNR on held-out images every N steps and at the end (0 = never). */
+  valEvery: 250,
+  /** Held-out images (a seeded random subset of the validation split). */
+  valSize: 512,
+  /** Originals next to reconstructions every N steps (0 = only at the end). */
+  sampleEvery: 250,
+  /** Image pairs in that grid. */
+  sampleCount: 32,
+  /** Save weights + training state every N steps (and always at the end). */
+  checkpointEvery: 250,
+  /** Training images for the latent scale factor at the end (0 = do not measure). */
+  scaleImages: 1024,
+};
+
+export type AutoencoderTrainConfigInput = Partial<Omit<AutoencoderTrainConfig, 'adamw' | 'ema'>> & {
+  adamw?: Partial<AdamWConfig>;
+  /** null = no EMA; an object (possibly empty) = EMA with these fields over EMA_DEFAULTS. */
+  ema?: Partial<EmaConfig> | null;
+};
+
+function checkInt(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new Error(`autoencoder train config: ${name} must be an integer >= ${min}, got ${v}`);
+}
+
+export function autoencoderTrainConfig(partial: AutoencoderTrainConfigInput = {}): AutoencoderTrainConfig {
+  const d = AUTOENCODER_TRAIN_DEFAULTS;
+  const c: AutoencoderTrainConfig = {
+    ...d,
+    ...partial,
+    adamw: { ...d.adamw, ...(partial.adamw ?? {}) },
+    ema: partial.ema === undefined ? d.ema : partial.ema === null ? null : { ...EMA_DEFAULTS, ...partial.ema },
+  };
+  checkInt('steps', c.steps, 1);
+  checkInt('batchSize', c.batchSize, 1);
+  checkInt('seed', c.seed, 0);
+  if (!(c.lr > 0)) throw new Error(`autoencoder train config: lr must be > 0, got ${c.lr}`);
+  checkInt('warmupSteps', c.warmupSteps, 0);
+  if (c.lrDecay !== 'constant' && c.lrDecay !== 'cosine') throw new Error(`autoencoder train config: lrDecay must be 'constant' or 'cosine', got ${String(c.lrDecay)}`);
+  if (!(c.lrMinRatio >= 0 && c.lrMinRatio <= 1)) throw new Error(`autoencoder train config: lrMinRatio must be in [0, 1], got ${c.lrMinRatio}`);
+  if (c.loss !== 'l1' && c.loss !== 'mse') throw new Error(`autoencoder train config: loss must be 'l1' or 'mse', got ${String(c.loss)}`);
+  if (!(c.klWeight >= 0) || !Number.isFinite(c.klWeight)) throw new Error(`autoencoder train config: klWeight must be a finite number >= 0, got ${c.klWeight}`);
+  checkInt('logEvery', c.logEvery, 1);
+  checkInt('valEvery', c.valEvery, 0);
+  checkInt('valSize', c.valSize, 0);
+  checkInt('sampleEvery', c.sampleEvery, 0);
+  checkInt('sampleCount', c.sampleCount, 0);
+  checkInt('checkpointEvery', c.checkpointEvery, 1);
+  checkInt('scaleImages', c.scaleImages, 0);
+  if (c.ema !== null && !(c.ema.maxDecay >= 0 && c.ema.maxDecay < 1)) throw new Error(`autoencoder train config: ema.maxDecay must be in [0, 1), got ${c.ema.maxDecay}`);
+  return c;
+}
+
+// ---------------------------------------------------------------- checkpoint format
+
+/** `kind` of autoencoder weight files. */
+export const AUTOENCODER_KIND = 'autoencoder';
+export const STATE_FILE = 'state.safetensors';
+export const WEIGHTS_FILE = 'autoencoder.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+
+/** The metadata `config` of an autoencoder weight file. */
+export interface AutoencoderCheckpointConfig {
+  readonly autoencoder: AutoencoderConfig;
+  readonly dataset: string;
+  /** Size of the dataset's images before padding to sampleSize (e.g. 28 for MNIST). */
+  readonly imageHeight: number;
+  readonly imageWidth: number;
+  /** 1 / std of the latents (train/latentScale.ts), null until measured. */
+  readonly scaleFactor: number | null;
+}
+
+function checkpointConfigOf(raw: unknown, file: string): AutoencoderCheckpointConfig {
+  const r = raw as Partial<AutoencoderCheckpointConfig> | null;
+  if (r === null || typeof r !== 'object' || typeof r.autoencoder !== 'object') throw new Error(`${file}: metadata config has no 'autoencoder' object`);
+  const autoencoder = autoencoderConfig(r.autoencoder);
+  return {
+    autoencoder,
+    dataset: typeof r.dataset === 'string' ? r.dataset : 'unknown',
+    imageHeight: typeof r.imageHeight === 'number' ? r.imageHeight : autoencoder.sampleSize,
+    imageWidth: typeof r.imageWidth === 'number' ? r.imageWidth : autoencoder.sampleSize,
+    scaleFactor: typeof r.scaleFactor === 'number' ? r.scaleFactor : null,
+  };
+}
+
+/** Rebuilds an autoencoder from its weight file (config from the metadata). The caller disposes the model. */
+export async function loadAutoencoder(file: string): Promise<{ model: Autoencoder; config: AutoencoderCheckpointConfig }> {
+  const info = await readModelConfig(file);
+  if (info.kind !== AUTOENCODER_KIND) throw new Error(`${file}: expected a '${AUTOENCODER_KIND}' checkpoint, got kind '${info.kind}'`);
+  const config = checkpointConfigOf(info.config, file);
+  const model = new Autoencoder(config.autoencoder, new Rng('load'));
+  try {
+    await loadModelWeights(file, model, { expectKind: AUTOENCODER_KIND });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, config };
+}
+
+// ---------------------------------------------------------------- loss and helpers
+
+export interface AutoencoderLoss {
+  readonly total: tf.Scalar;
+  /** Reconstruction term, mean per pixel value. */
+  readonly reconstruction: tf.Scalar;
+  /** KL(q || N(0, I)), mean per latent value (unweighted). */
+  readonly kl: tf.Scalar;
+}
+
+/** loss = rec(x^, x) + klWeight * kl, both means per element (see the header). */
+export function autoencoderLoss(
+  x: tf.Tensor4D,
+  out: { reconstruction: tf.Tensor4D; mean: tf.Tensor4D; logvar: tf.Tensor4D },
+  options: { loss: ReconstructionLoss; klWeight: number },
+): AutoencoderLoss {
+  const [total, reconstruction, kl] = tf.tidy(() => {
+    const d = tf.sub(out.reconstruction, x);
+    const rec = tf.mean(options.loss === 'l1' ? tf.abs(d) : tf.square(d)) as tf.Scalar;
+    const klMean = tf.div(tf.sum(klDivergence(out)), out.mean.size) as tf.Scalar;
+    return [tf.add(rec, tf.mul(klMean, options.klWeight)) as tf.Scalar, rec, klMean];
+  });
+  return { total, reconstruction, kl };
+}
+
+/** Standard normal eps for examples [first, first + B) of `step`, keyed by (seed, 'posterior', step, index). */
+export function posteriorNoise(shape: [number, number, number, number], seed: number, step: number, first: number): tf.Tensor4D {
+  const per = shape[1] * shape[2] * shape[3];
+  const data = new Float32Array(shape[0] * per);
+  for (let i = 0; i < shape[0]; i++) keyedRng(seed, 'posterior', step, first + i).fillNormal(data.subarray(i * per, (i + 1) * per));
+  return tf.tensor4d(data, shape);
+}
+
+/**
+ * Deterministic reconstruction of images smaller than (or equal to) the model's
+ * sampleSize: centre-pad with -1 (as BatchIterator's padTo), decode the posterior
+ * mean, crop back -> [B, H, W, C] unclipped.
+ */
+export function reconstructImages(model: Autoencoder, images: tf.Tensor4D): tf.Tensor4D {
+  const s = model.config.sampleSize;
+  const [b, h, w, c] = images.shape;
+  if (h > s || w > s) throw new Error(`reconstructImages: images are ${h}x${w}, larger than the autoencoder's sampleSize ${s}`);
+  const top = Math.floor((s - h) / 2);
+  const left = Math.floor((s - w) / 2);
+  return tf.tidy(() => {
+    const x = h === s && w === s ? images : (tf.pad(images, [[0, 0], [top, s - h - top], [left, s - w - left], [0, 0]], -1) as tf.Tensor4D);
+    const { reconstruction } = model.apply(x, { sample: false });
+    return h === s && w === s ? reconstruction : tf.slice(reconstruction, [0, top, left, 0], [b, h, w, c]);
+  });
+}
+
+function nextPowerOfTwo(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+// ---------------------------------------------------------------- the loop
+
+export interface AutoencoderMetricsRow {
+  readonly step: number;
+  /** Training loss (rec + klWeight * kl) of the step. */
+  readonly loss: number;
+  readonly rec: number;
+  readonly kl: number;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly imagesPerSec: number;
+  readonly wallSeconds: number;
+  readonly valL1?: number;
+  readonly valMse?: number;
+  readonly valPsnr?: number;
+}
+
+export interface TrainAutoencoderOptions {
+  readonly train: ImageDataset;
+  /** Held-out images for validation and sample grids (e.g. the test split), or null. */
+  readonly validation: ImageDataset | null;
+  /**
+   * Architecture over AUTOENCODER_DEFAULTS; inChannels comes from the data and sampleSize
+   * defaults to the next power of two of the image side. Ignored when resuming (the
+   * saved state's architecture is used).
+   */
+  readonly autoencoder: Partial<AutoencoderConfig>;
+  readonly config: AutoencoderTrainConfig;
+  /** Run folder: autoencoder.safetensors, state.safetensors, metrics.jsonl, samples/, loss.png. */
+  readonly outDir: string;
+  /** Continue from outDir/state.safetensors if it exists. */
+  readonly resume: boolean;
+  readonly onLog?: (line: string) => void;
+  readonly onMetrics?: (row: AutoencoderMetricsRow) => void;
+  /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
+  readonly signal?: AbortSignal;
+  /** The command line recorded in checkpoints. */
+  readonly command?: string;
+  readonly isTTY?: boolean;
+}
+
+export interface TrainAutoencoderResult {
+  readonly startStep: number;
+  readonly endStep: number;
+  /** Total loss of every step run in this call (index = step - startStep). */
+  readonly losses: number[];
+  readonly stoppedEarly: boolean;
+  readonly config: AutoencoderCheckpointConfig;
+  /** The last validation of this call, or null. */
+  readonly validation: ReconstructionMetrics | null;
+  /** Measured at the end of the run (null when stopped early or scaleImages = 0). */
+  readonly latentScale: LatentScale | null;
+  readonly memory: MemoryEstimate | null;
+}
+
+function readMetrics(file: string, upToStep: number): AutoencoderMetricsRow[] {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as AutoencoderMetricsRow)
+    .filter((r) => r.step <= upToStep);
+}
+
+function disposeBatch(batch: Batch): void {
+  tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+}
+
+export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainAutoencoderResult> {
+  const { train, config: cfg, outDir } = opts;
+  fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
+  const statePath = path.join(outDir, STATE_FILE);
+  const weightsPath = path.join(outDir, WEIGHTS_FILE);
+  const metricsPath = path.join(outDir, METRICS_FILE);
+  const resuming = opts.resume && fs.existsSync(statePath);
+
+  // ---- architecture: from the saved state when resuming, else from the options and the data
+  let ckptConfig: AutoencoderCheckpointConfig;
+  let state: TrainingState | null = null;
+  if (resuming) {
+    state = await loadTrainingState(statePath);
+    try {
+      ckptConfig = checkpointConfigOf(state.json.checkpointConfig, statePath);
+    } catch (e) {
+      tf.dispose([...state.tensors.values()]);
+      throw e;
+    }
+  } else {
+    const side = Math.max(train.height, train.width);
+    ckptConfig = {
+      autoencoder: autoencoderConfig({ sampleSize: nextPowerOfTwo(side), ...opts.autoencoder, inChannels: train.channels }),
+      dataset: train.name,
+      imageHeight: train.height,
+      imageWidth: train.width,
+      scaleFactor: null,
+    };
+  }
+  const aeConfig = ckptConfig.autoencoder;
+  const size = aeConfig.sampleSize;
+  const problem =
+    train.channels !== aeConfig.inChannels ? `dataset '${train.name}' has ${train.channels} channel(s), the autoencoder expects ${aeConfig.inChannels}`
+      : train.height > size || train.width > size ? `dataset images are ${train.height}x${train.width}, larger than the autoencoder's sampleSize ${size}`
+        : null;
+  if (problem !== null) {
+    if (state !== null) tf.dispose([...state.tensors.values()]);
+    throw new Error(problem);
+  }
+  const padTo = train.height === size && train.width === size ? undefined : size;
+
+  const model = new Autoencoder(aeConfig, new Rng(`${cfg.seed}/init`));
+  const ema = cfg.ema === null ? null : new Autoencoder(aeConfig, new Rng(`${cfg.seed}/init`));
+  const optimizer = new AdamW(cfg.adamw);
+  try {
+    return await runTraining({ opts, state, ckptConfig, padTo, model, ema, optimizer, statePath, weightsPath, metricsPath });
+  } finally {
+    model.dispose();
+    ema?.dispose();
+    optimizer.dispose();
+  }
+}
+
+interface RunContext {
+  readonly opts: TrainAutoencoderOptions;
+  /** The loaded training state when resuming (its tensors are disposed here), else null. */
+  readonly state: TrainingState | null;
+  readonly ckptConfig: AutoencoderCheckpointConfig;
+  readonly padTo: number | undefined;
+  readonly model: Autoencoder;
+  readonly ema: Autoencoder | null;
+  readonly optimizer: AdamW;
+  readonly statePath: string;
+  readonly weightsPath: string;
+  readonly metricsPath: string;
+}
+
+async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
+  const { opts, state, padTo, model, ema, optimizer, statePath, weightsPath, metricsPath } = ctx;
+  let ckptConfig = ctx.ckptConfig;
+  const { train, config: cfg, outDir } = opts;
+  const log = opts.onLog ?? (() => undefined);
+  const size = ckptConfig.autoencoder.sampleSize;
+  const shipped = ema ?? model; // saved, validated, sampled
+  const params = model.namedTrainableParameters();
+
+  let startStep = 0;
+  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
+  if (state !== null) {
+    try {
+      const saved = state.json.config as AutoencoderTrainConfig | undefined;
+      if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed || (saved.ema === null) !== (cfg.ema === null))) {
+        throw new Error(
+          `${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed} / ema ${saved.ema === null ? 'off' : 'on'}, resumed with batch ` +
+            `${cfg.batchSize} / seed ${cfg.seed} / ema ${cfg.ema === null ? 'off' : 'on'}: resume needs the same values`,
+        );
+      }
+      const tensors = state.tensors;
+      const pick = (prefix: string): Map<string, tf.Tensor> =>
+        new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      model.loadStateDict(pick('model.'), { source: statePath });
+      ema?.loadStateDict(pick('ema.'), { source: statePath });
+      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
+      startStep = state.step;
+      iteratorState = state.json.iterator as BatchIteratorState;
+      log(`resumed from ${statePath} at step ${startStep}; architecture options on the command line are ignored`);
+    } finally {
+      tf.dispose([...state.tensors.values()]);
+    }
+  } else {
+    if (ema !== null) copyWeights(ema, model);
+    if (fs.existsSync(metricsPath)) fs.unlinkSync(metricsPath);
+  }
+  log(`autoencoder: ${model.numParameters().toLocaleString('en-US')} parameters, ${size}x${size}x${ckptConfig.autoencoder.inChannels} -> ` +
+    `${model.latentShape(1).slice(1).join('x')}; data: ${train.name} ${train.count} images ${train.height}x${train.width}x${train.channels}`);
+  const metrics = readMetrics(metricsPath, startStep);
+  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
+
+  /** Loss of a batch's examples [first, first + B) at `step`, and its gradients by parameter name. */
+  const lossAndGrads = (batch: Batch, step: number, first: number): { losses: tf.Tensor1D; grads: Map<string, tf.Tensor> } => {
+    const noise = posteriorNoise(model.latentShape(batch.x.shape[0]), cfg.seed, step, first);
+    try {
+      let parts: tf.Tensor1D | null = null;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = model.apply(batch.x, { sample: true, noise });
+        const l = autoencoderLoss(batch.x, out, cfg);
+        parts = tf.keep(tf.stack([l.total, l.reconstruction, l.kl]) as tf.Tensor1D);
+        return l.total;
+      }, params.map(([, v]) => v));
+      value.dispose(); // also in `parts`
+      const names = new Map(params.map(([n, v]) => [v.name, n]));
+      return { losses: parts as unknown as tf.Tensor1D, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
+    } finally {
+      noise.dispose();
+    }
+  };
+
+  // ---- memory: measure a step at batch 1 and 2, refuse what will not fit the wasm heap
+  let memory: MemoryEstimate | null = null;
+  if (tf.getBackend() === 'wasm') {
+    memory = await measureStepMemory((b) => {
+      const probe = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
+      try {
+        const { losses, grads } = lossAndGrads(probe, 0, 0);
+        tf.dispose([losses, ...grads.values()]);
+      } finally {
+        disposeBatch(probe);
+      }
+    });
+    assertBatchFits(memory, cfg.batchSize);
+  }
+
+  // ---- held-out images: a seeded subset for validation, its first sampleCount for the grids
+  const heldOut = opts.validation ?? train;
+  const valCount = opts.validation === null || cfg.valEvery === 0 ? 0 : Math.min(cfg.valSize, opts.validation.count);
+  const validate = async (): Promise<ReconstructionMetrics | null> => {
+    if (opts.validation === null || valCount === 0) return null;
+    const source = datasetSource(opts.validation, { limit: valCount, randomSubset: cfg.seed });
+    return evaluateReconstruction((x) => reconstructImages(shipped, x), source, { batchSize: Math.min(100, cfg.batchSize * 2) });
+  };
+  const gridCount = Math.min(cfg.sampleCount, heldOut.count);
+  const writeGrid = async (step: number): Promise<void> => {
+    if (gridCount === 0) return;
+    const file = path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+    const batch = fixedBatch(heldOut, Array.from({ length: gridCount }, (_, i) => i));
+    const pairs = tf.tidy(() => {
+      const rec = tf.clipByValue(reconstructImages(shipped, batch.x), -1, 1);
+      const [b, h, w, c] = batch.x.shape;
+      return tf.reshape(tf.stack([batch.x, rec], 1), [2 * b, h, w, c]) as tf.Tensor4D; // original, reconstruction, ...
+    });
+    try {
+      await saveImageGrid(file, pairs, { cols: 2 * Math.min(8, gridCount) });
+      log(`step ${step}: originals | reconstructions in ${file}`);
+    } finally {
+      disposeBatch(batch);
+      pairs.dispose();
+    }
+  };
+
+  // ---- checkpoint: shipped weights (self-describing) + full state for resume (both atomic)
+  const checkpoint = async (step: number): Promise<void> => {
+    await saveModelWeights(weightsPath, shipped, { kind: AUTOENCODER_KIND, config: ckptConfig, step, seed: cfg.seed, command: opts.command });
+    const tensors = new Map<string, tf.Tensor>();
+    for (const [n, v] of model.namedParameters()) tensors.set(`model.${n}`, v);
+    if (ema !== null) for (const [n, v] of ema.namedParameters()) tensors.set(`ema.${n}`, v);
+    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
+    await saveTrainingState(statePath, {
+      step,
+      tensors,
+      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: ckptConfig },
+    });
+  };
+
+  // ---- the loop
+  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
+  const losses: number[] = [];
+  let pending: tf.Tensor1D[] = [];
+  let lastNorm: tf.Scalar | null = null;
+  let lastCheckpoint = startStep;
+  let lastValidation: ReconstructionMetrics | null = null;
+  let windowStart = Date.now();
+  let windowImages = 0;
+  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  let step = startStep;
+  let stoppedEarly = false;
+  try {
+    while (step < cfg.steps) {
+      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
+      const batch = iterator.next();
+      try {
+        const { losses: parts, grads } = lossAndGrads(batch, step, 0);
+        lastNorm?.dispose();
+        lastNorm = optimizer.applyGradients(params, grads, lr);
+        tf.dispose([...grads.values()]);
+        pending.push(parts);
+      } finally {
+        disposeBatch(batch);
+      }
+      if (ema !== null && cfg.ema !== null) updateEma(ema, model, emaDecay(step + 1, cfg.ema));
+      step += 1;
+      windowImages += cfg.batchSize;
+
+      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
+      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
+      if (step % cfg.logEvery === 0 || doCheckpoint) {
+        // Sync point: read the losses of the steps since the last read.
+        const values = await Promise.all(pending.map(async (p) => Array.from(await p.data())));
+        tf.dispose(pending);
+        pending = [];
+        const bad = values.findIndex((v) => !Number.isFinite(v[0]));
+        if (bad >= 0) {
+          throw new Error(
+            `loss became ${values[bad][0]} at step ${step - values.length + bad + 1}: training stopped. ` +
+              `The last good checkpoint (step ${lastCheckpoint}) is kept in ${outDir}. Lower --lr or enable gradient clipping.`,
+          );
+        }
+        losses.push(...values.map((v) => v[0]));
+        const last = values[values.length - 1];
+        const gradNorm = (await (lastNorm as tf.Scalar).data())[0];
+        const secs = (Date.now() - windowStart) / 1000;
+        let val: Partial<AutoencoderMetricsRow> = {};
+        if (cfg.valEvery > 0 && (step % cfg.valEvery === 0 || atEnd)) {
+          lastValidation = await validate();
+          if (lastValidation !== null) val = { valL1: lastValidation.l1, valMse: lastValidation.mse, valPsnr: lastValidation.psnr };
+        }
+        const row: AutoencoderMetricsRow = {
+          step,
+          loss: last[0],
+          rec: last[1],
+          kl: last[2],
+          lr,
+          gradNorm,
+          imagesPerSec: windowImages / Math.max(secs, 1e-9),
+          wallSeconds: (Date.now() - runStart) / 1000,
+          ...val,
+        };
+        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        opts.onMetrics?.(row);
+        const extra: Record<string, string> = { kl: row.kl.toExponential(2), lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) };
+        if (row.valPsnr !== undefined) extra['val PSNR'] = row.valPsnr.toFixed(2);
+        progress.update(step, { loss: row.loss, extra });
+        windowStart = Date.now();
+        windowImages = 0;
+      }
+      if ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd) await writeGrid(step);
+      if (doCheckpoint || (opts.signal?.aborted ?? false)) {
+        await checkpoint(step);
+        lastCheckpoint = step;
+      }
+      if (opts.signal?.aborted && step < cfg.steps) {
+        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    tf.dispose(pending);
+    lastNorm?.dispose();
+  }
+  progress.done();
+
+  // ---- latent scale factor of the finished model, into the weights' metadata
+  let latentScale: LatentScale | null = null;
+  if (!stoppedEarly && step === cfg.steps && cfg.scaleImages > 0) {
+    latentScale = await computeLatentScale(shipped, train, { count: cfg.scaleImages, seed: cfg.seed });
+    await saveScaleFactor(weightsPath, latentScale.scaleFactor);
+    ckptConfig = { ...ckptConfig, scaleFactor: latentScale.scaleFactor };
+    log(`latent scale factor ${latentScale.scaleFactor.toPrecision(5)} (std ${latentScale.std.toPrecision(4)}, mean ${latentScale.mean.toPrecision(3)} ` +
+      `of posterior samples of ${latentScale.images} training images) written to ${weightsPath}`);
+  }
+
+  // ---- loss curves of the whole run (including earlier sessions)
+  const all = readMetrics(metricsPath, step);
+  if (all.length > 1) {
+    const series = [
+      { name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) },
+      { name: 'train rec', xs: all.map((r) => r.step), ys: all.map((r) => r.rec) },
+    ];
+    const val = all.filter((r) => r.valL1 !== undefined && r.valMse !== undefined);
+    if (val.length > 0) {
+      series.push({ name: 'val L1', xs: val.map((r) => r.step), ys: val.map((r) => r.valL1 as number) });
+      series.push({ name: 'val MSE', xs: val.map((r) => r.step), ys: val.map((r) => r.valMse as number) });
+    }
+    saveLinePlot(path.join(outDir, 'loss.png'), series, { width: 640, height: 400, logY: true, title: 'autoencoder loss' });
+  }
+  return { startStep, endStep: step, losses, stoppedEarly, config: ckptConfig, validation: lastValidation, latentScale, memory };
+}
