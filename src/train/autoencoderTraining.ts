@@ -50,6 +50,7 @@ import { ImageDataset } from '../data/dataset';
 import { Autoencoder, AutoencoderConfig, autoencoderConfig, klDivergence } from '../models/autoencoder';
 import { datasetSource } from '../eval/imageFolderStats';
 import { evaluateReconstruction, ReconstructionMetrics } from '../eval/reconstruction';
+import type { FeatureExtractor } from '../eval/features';
 import { saveImageGrid } from '../io/png';
 import { saveLinePlot } from '../io/plot';
 import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
@@ -102,8 +103,13 @@ export const AUTOENCODER_TRAIN_DEFAULTS: AutoencoderTrainConfig = {
   adamw: { ...ADAMW_DEFAULTS },
   /** EMA of the weights (shipped and evaluated instead of the raw weights), or null for none (SD v1's autoencoder has none). */
   ema: null,
-  /** Pixel reconstruction term: 'l1' (SD) or 'mse'. Mean per element. */
-  loss: 'l1',
+  /**
+   * Pixel reconstruction term, mean per element: 'mse', or 'l1' (SD's, with LPIPS beside it). On MNIST L1 is a trap
+   * early on: the per-pixel median of digits is the black background, so an all-black output is where L1 sits
+   * until the decoder uses z (measured: still black after 150 steps of batch 16), while MSE's optimum without
+   * information is the grey mean image and its gradient pulls the latent into use within ~30 steps.
+   */
+  loss: 'mse',
   /** Weight of the per-element KL mean (SD's kl_weight 1e-6 on per-image sums is 1e-6 * Q / P here, see the header). */
   klWeight: 1e-6,
   /** Read the losses (a sync point), write a metrics line and the progress line every N steps. */
@@ -255,6 +261,24 @@ export function reconstructImages(model: Autoencoder, images: tf.Tensor4D): tf.T
     const x = h === s && w === s ? images : (tf.pad(images, [[0, 0], [top, s - h - top], [left, s - w - left], [0, 0]], -1) as tf.Tensor4D);
     const { reconstruction } = model.apply(x, { sample: false });
     return h === s && w === s ? reconstruction : tf.slice(reconstruction, [0, top, left, 0], [b, h, w, c]);
+  });
+}
+
+/**
+ * Reconstruction metrics (L1, MSE, PSNR; rFID with an extractor) of `model` on
+ * `count` images of `data` (a seeded random subset when fewer than all), at the
+ * dataset's own image size (see reconstructImages).
+ */
+export async function evaluateAutoencoder(
+  model: Autoencoder,
+  data: ImageDataset,
+  options: { count?: number; seed?: number; extractor?: FeatureExtractor | null; batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<ReconstructionMetrics> {
+  const source = datasetSource(data, { limit: options.count ?? data.count, randomSubset: options.seed ?? 0 });
+  return evaluateReconstruction((x) => reconstructImages(model, x), source, {
+    extractor: options.extractor ?? null,
+    batchSize: options.batchSize ?? 100,
+    onProgress: options.onProgress,
   });
 }
 
@@ -474,13 +498,12 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
     assertBatchFits(memory, cfg.batchSize);
   }
 
-  // ---- held-out images: a seeded subset for validation, its first sampleCount for the grids
+  // ---- held-out images: a seeded random subset for validation; the first sampleCount of the split for the grids
   const heldOut = opts.validation ?? train;
   const valCount = opts.validation === null || cfg.valEvery === 0 ? 0 : Math.min(cfg.valSize, opts.validation.count);
   const validate = async (): Promise<ReconstructionMetrics | null> => {
     if (opts.validation === null || valCount === 0) return null;
-    const source = datasetSource(opts.validation, { limit: valCount, randomSubset: cfg.seed });
-    return evaluateReconstruction((x) => reconstructImages(shipped, x), source, { batchSize: Math.min(100, cfg.batchSize * 2) });
+    return evaluateAutoencoder(shipped, opts.validation, { count: valCount, seed: cfg.seed, batchSize: Math.min(100, cfg.batchSize * 2) });
   };
   const gridCount = Math.min(cfg.sampleCount, heldOut.count);
   const writeGrid = async (step: number): Promise<void> => {
