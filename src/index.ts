@@ -116,6 +116,13 @@ export { trainClip } from './train/clipTraining';
 export { captionDataset } from './data/captions';
 export { loadColoredMnist } from './data/coloredMnist';
 
+// autoencoder (the latent-diffusion decoder)
+export { Autoencoder, autoencoderConfig, AUTOENCODER_DEFAULTS, klDivergence } from './models/autoencoder';
+export type { AutoencoderConfig } from './models/autoencoder';
+export { trainAutoencoder, loadAutoencoder, evaluateAutoencoder, autoencoderTrainConfig } from './train/autoencoderTraining';
+export { computeLatentScale, readScaleFactor } from './train/latentScale';
+export { evaluateReconstruction, psnrFromMse } from './eval/reconstruction';
+
 // pipelines
 export { loadPixelPipeline, generate, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
 export type { PixelPipeline, GenerateOptions } from './pipelines/pixelDiffusion';

@@ -11,6 +11,7 @@ import { trainClipCommand } from './trainClip';
 import { evalCommand } from './eval';
 import { fidCommand } from './fid';
 import { trainClassifierCommand } from './trainClassifier';
+import { trainAutoencoderCommand } from './trainAutoencoder';
 
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(fidCommand)
     .command(trainClassifierCommand)
     .command(trainClipCommand)
+    .command(trainAutoencoderCommand)
     .command(inspectCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
