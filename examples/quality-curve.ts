@@ -3,9 +3,9 @@
  * (train with snapshotEvery > 0) with the same sampler and seed, and writes
  * the curve as JSON lines, a Markdown table and a plot.
  *
- *   npx tsx examples/quality-curve.ts --run runs/mnist-pixel --n 200 --out docs/mnist-pixel-quality
+ *   npx tsx examples/quality-curve.ts --run runs/mnist-pixel --n 100 --every 500 --sampler ddpm --steps 50 --out docs/mnist-pixel-quality
  *
- * For each snapshot: n images (labels cycling 0..9), DPM-Solver++ 20 steps,
+ * For each snapshot: n images (labels cycling 0..9), the given sampler, seed 0,
  * guidance 1.5; conditional accuracy by the shipped MNIST classifier and FID
  * against the test split with its features (n is small, so FID is biased
  * upward; KID, unbiased, is reported beside it).
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     .option('guidance', { type: 'number', default: 1.5 })
     .option('backend', { type: 'string', default: 'auto' })
     .option('threads', { type: 'number', default: 1 })
+    .option('every', { type: 'number', default: 1, describe: 'only snapshots whose step is a multiple of this' })
     .option('out', { type: 'string', default: 'docs/mnist-pixel-quality' })
     .strict()
     .parseAsync();
@@ -41,12 +42,19 @@ async function main(): Promise<void> {
   if (!fs.existsSync(dir)) throw new Error(`${dir}: no snapshots (train with snapshotEvery > 0)`);
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
   if (files.length === 0) throw new Error(`${dir}: no .safetensors snapshots`);
+  // Snapshots already measured with the same settings (a previous, interrupted call) are kept, not redone.
+  const jsonl = `${args.out}.jsonl`;
+  const same = (r: PixelEvalResult): boolean => r.n === args.n && r.sampler === args.sampler && r.steps === args.steps && r.guidance === args.guidance;
+  const rows: Array<PixelEvalResult & { images: number }> = fs.existsSync(jsonl)
+    ? fs.readFileSync(jsonl, 'utf8').trim().split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as PixelEvalResult & { images: number }).filter(same)
+    : [];
   await initBackend(args.backend as BackendChoice, { threads: args.threads, onLog: (l) => process.stderr.write(l + '\n') });
-  const rows: Array<PixelEvalResult & { images: number }> = [];
+  fs.mkdirSync(path.dirname(args.out), { recursive: true });
   try {
     for (const f of files) {
       const file = path.join(dir, f);
       const info = await readModelConfig(file);
+      if (info.step === null || info.step % args.every !== 0 || rows.some((r) => r.step === info.step)) continue;
       const r = await evaluatePixelPipeline({
         pipeline: file,
         dataset: args.dataset as DatasetName,
@@ -62,13 +70,13 @@ async function main(): Promise<void> {
       // Images seen = step x global batch, read from the run's own state (not assumed).
       const batch = await readBatchSize(args.run);
       rows.push({ ...r, images: (info.step ?? 0) * batch });
+      rows.sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
+      fs.writeFileSync(jsonl, rows.map((row) => JSON.stringify(row)).join('\n') + '\n');
       process.stderr.write(`${f}: step ${info.step}, accuracy ${((r.accuracy ?? 0) * 100).toFixed(1)}%, FID ${r.fid.toFixed(1)}\n`);
     }
   } finally {
     shutdownBackend();
   }
-  fs.mkdirSync(path.dirname(args.out), { recursive: true });
-  fs.writeFileSync(`${args.out}.jsonl`, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
   const md = [
     `| step | images seen | conditional accuracy | FID | KID |`,
     `|---|---|---|---|---|`,
