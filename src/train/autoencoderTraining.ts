@@ -56,7 +56,7 @@ import { saveLinePlot } from '../io/plot';
 import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
 import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema';
 import { learningRate } from './lr';
-import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, TrainingState } from './checkpoint';
+import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter } from './progress';
 
@@ -442,9 +442,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
             `${cfg.batchSize} / seed ${cfg.seed} / ema ${cfg.ema === null ? 'off' : 'on'}: resume needs the same values`,
         );
       }
-      const tensors = state.tensors;
-      const pick = (prefix: string): Map<string, tf.Tensor> =>
-        new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
       model.loadStateDict(pick('model.'), { source: statePath });
       ema?.loadStateDict(pick('ema.'), { source: statePath });
       optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));

@@ -267,6 +267,14 @@ export async function saveTrainingState(file: string, state: TrainingState): Pro
 }
 
 /** Loads a training state; the caller owns (and disposes) the returned tensors. */
+/**
+ * The tensors of a training state stored under `prefix` (e.g. 'model.', 'ema.',
+ * 'optim.'), with the prefix removed. The tensors are the state's own (not copies).
+ */
+export function stateTensorsWithPrefix(state: TrainingState, prefix: string): Map<string, tf.Tensor> {
+  return new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+}
+
 export async function loadTrainingState(file: string): Promise<TrainingState> {
   const { tensors, metadata } = await readSafetensors(file);
   const info = parseCheckpointMetadata(metadata, file);

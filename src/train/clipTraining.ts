@@ -32,7 +32,7 @@ import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/cl
 import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
 import { learningRate } from './lr';
-import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState } from './checkpoint';
+import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter } from './progress';
 
 // ---------------------------------------------------------------- config
@@ -216,8 +216,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
       if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
         throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
       }
-      const pick = (prefix: string): Map<string, tf.Tensor> =>
-        new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
       clip.loadStateDict(pick('model.'), { source: statePath });
       optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
       startStep = state.step;

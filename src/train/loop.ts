@@ -46,7 +46,7 @@ import { emaDecay, updateEma, copyWeights } from './ema';
 import { learningRate } from './lr';
 import { diffusionLoss, minSnrWeights } from './losses';
 import { conditionDropMask, dropLabels } from './cfgDropout';
-import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState } from './checkpoint';
+import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter } from './progress';
 import { profileKernels } from './profile';
@@ -241,8 +241,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
       if (savedCfg !== undefined && (savedCfg.batchSize !== cfg.batchSize || savedCfg.seed !== cfg.seed)) {
         throw new Error(`${statePath}: saved with batch ${savedCfg.batchSize} / seed ${savedCfg.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
       }
-      const pick = (prefix: string): Map<string, tf.Tensor> =>
-        new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
       model.loadStateDict(pick('model.'), { source: statePath });
       ema.loadStateDict(pick('ema.'), { source: statePath });
       optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
