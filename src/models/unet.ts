@@ -197,6 +197,11 @@ export interface UNetInputs {
   readonly contextMask?: tf.Tensor2D | null;
   /** Class ids [B] int32 in [0, numClasses]; numClasses is the null class. Required iff the model has numClasses. */
   readonly classLabels?: tf.Tensor1D | null;
+  /**
+   * Read classLabels back to check their range (default true). Samplers and the trainer,
+   * which build labels from values they validated in JS, pass false: no read-back per step.
+   */
+  readonly checkLabels?: boolean;
   /** Enables dropout (when config.dropout > 0). Default false. */
   readonly training?: boolean;
   /** Seed of the dropout masks (required when training with dropout > 0); use a new one per step. */
@@ -309,7 +314,8 @@ export class UNet extends Module {
       // time embedding (+ global conditioning)
       let temb: tf.Tensor2D = this.tembMlp.apply(timestepEmbedding(args.t, cfg.timeEmbeddingInputDim)); // [B, D_t]
       if (this.classEmb !== null) {
-        temb = tf.add(temb, this.classEmb.apply(args.classLabels as tf.Tensor1D) as tf.Tensor2D); // int32 checked above
+        const labels = args.classLabels as tf.Tensor1D; // int32 checked above
+        temb = tf.add(temb, this.classEmb.apply(labels, { checkRange: args.checkLabels ?? true }) as tf.Tensor2D);
       }
       if (this.contextTimeProj !== null && context !== null) {
         temb = tf.add(temb, this.contextTimeProj.apply(maskedMean(context, mask)) as tf.Tensor2D);

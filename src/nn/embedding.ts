@@ -6,7 +6,8 @@
  * (rows of repeated ids are summed), measured in notes/wasm-conv-gradients.md.
  *
  * Ids are checked against [0, numEmbeddings) before the lookup; this reads the ids
- * back to JS (cheap for token ids, but a sync point on GPU backends).
+ * back to JS (cheap for token ids, but a sync point on GPU backends). Callers that
+ * made the ids from values they already validated pass `checkRange: false`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -22,11 +23,17 @@ function checkIds(ids: tf.Tensor, num: number): void {
   }
 }
 
+export interface EmbeddingLookupOptions {
+  /** Read the ids back and check them against [0, num) (default true). */
+  readonly checkRange?: boolean;
+}
+
 /** table [num, dim], ids int32 of any shape -> [...ids.shape, dim]. Differentiable w.r.t. table. */
-export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
+export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor, options: EmbeddingLookupOptions = {}): tf.Tensor {
   if (table.rank !== 2) throw new Error(`embeddingLookup: table must be [num, dim], got shape [${table.shape}]`);
   const [num, dim] = table.shape;
-  checkIds(ids, num);
+  if (ids.dtype !== 'int32') throw new Error(`embeddingLookup: ids must be int32, got ${ids.dtype}`);
+  if (options.checkRange ?? true) checkIds(ids, num);
   return tf.tidy(() => {
     const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
     const n = flat.shape[0];
@@ -62,8 +69,8 @@ export class Embedding extends Module {
     this.weight = this.addParameter('weight', randomNormal([numEmbeddings, dim], args.rng), 'plain');
   }
 
-  /** ids int32 [...] -> [..., dim]. Throws on ids outside [0, numEmbeddings). */
-  apply(ids: tf.Tensor): tf.Tensor {
-    return embeddingLookup(this.weight as tf.Tensor2D, ids);
+  /** ids int32 [...] -> [..., dim]. Throws on ids outside [0, numEmbeddings) unless `checkRange` is false. */
+  apply(ids: tf.Tensor, options: EmbeddingLookupOptions = {}): tf.Tensor {
+    return embeddingLookup(this.weight as tf.Tensor2D, ids, options);
   }
 }

@@ -172,7 +172,7 @@ export async function generate(pipeline: PixelPipeline, options: Partial<Generat
   } else if (o.labels !== null && o.labels.length > 0) {
     throw new Error('generate: this model is unconditional; labels must be null');
   }
-  const base = unetDenoiser(unet);
+  const base = unetDenoiser(unet, { labelsValidated: true }); // labels checked above: no read-back per step
   const { sampleSize: s, inChannels: c } = unet.config;
   const chunks: tf.Tensor4D[] = [];
   try {

@@ -10,7 +10,15 @@ import { Cond, Denoiser } from '../sample/types';
 
 const KNOWN_KEYS = ['classLabels', 'context', 'contextMask'];
 
-export function unetDenoiser(unet: UNet): Denoiser {
+export interface UNetDenoiserOptions {
+  /**
+   * The caller validated the class labels it passes in cond (as generate() does), so the
+   * UNet need not read them back at every step. Default false: each call checks.
+   */
+  readonly labelsValidated?: boolean;
+}
+
+export function unetDenoiser(unet: UNet, options: UNetDenoiserOptions = {}): Denoiser {
   return (x: tf.Tensor, t: tf.Tensor1D, cond: Cond | null): tf.Tensor => {
     const c = cond ?? {};
     const unknown = Object.keys(c).filter((k) => !KNOWN_KEYS.includes(k));
@@ -21,6 +29,7 @@ export function unetDenoiser(unet: UNet): Denoiser {
       classLabels: (c.classLabels as tf.Tensor1D | undefined) ?? null,
       context: (c.context as tf.Tensor3D | undefined) ?? null,
       contextMask: (c.contextMask as tf.Tensor2D | undefined) ?? null,
+      checkLabels: !(options.labelsValidated ?? false),
     });
   };
 }

@@ -155,7 +155,7 @@ function microBatchLoss(
 ): tf.Scalar {
   const xt = qSample(x0, t, noise, schedule) as tf.Tensor4D;
   const target = trainingTarget(model.config.predictionType, x0, noise, t, schedule);
-  const out = model.apply({ x: xt, t, classLabels: cond.classLabels, training: true, dropoutSeed });
+  const out = model.apply({ x: xt, t, classLabels: cond.classLabels, checkLabels: false, training: true, dropoutSeed }); // labels checked in conditionFor
   return diffusionLoss(out, target, t, weights);
 }
 

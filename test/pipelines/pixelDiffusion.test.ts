@@ -53,6 +53,20 @@ describe('pixel pipeline', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('reads nothing back to JS while sampling (labels are validated once, up front)', async () => {
+    const sync = jest.spyOn(tf.Tensor.prototype, 'dataSync');
+    const read = jest.spyOn(tf.Tensor.prototype, 'data');
+    try {
+      const x = await generate(pipe, { n: 2, labels: [0, 2], sampler: 'dpm-solver++', steps: 3, guidance: 2, seed: 1 });
+      expect(sync).not.toHaveBeenCalled();
+      expect(read).not.toHaveBeenCalled();
+      x.dispose();
+    } finally {
+      sync.mockRestore();
+      read.mockRestore();
+    }
+  });
+
   it('refuses missing or out-of-range labels with the class list', async () => {
     await expect(generate(pipe, { n: 2, labels: null })).rejects.toThrow(/class-conditional \(3 classes: a, b, c\); pass labels/);
     await expect(generate(pipe, { n: 2, labels: [3] })).rejects.toThrow(/label 3 outside \[0, 3\)/);
