@@ -1,4 +1,5 @@
 /** `train`: pixel-space diffusion training on a dataset (library: trainPixelDiffusion). */
+import * as os from 'os';
 import type { CommandModule } from 'yargs';
 import { DATASET_NAMES, DatasetName } from '../data/load';
 import { UNET_PRESET_NAMES, UNetPreset } from '../models/unetPresets';
@@ -27,7 +28,7 @@ interface TrainArgs extends BackendArgs {
   steps: number;
   batch: number;
   'grad-accum': number;
-  workers: number;
+  workers?: number;
   lr: number;
   warmup: number;
   'lr-decay': string;
@@ -45,6 +46,12 @@ interface TrainArgs extends BackendArgs {
   'grid-guidance': number;
   seed: number;
   profile: boolean;
+}
+
+/** Every core for data-parallel workers (measured fastest: BENCHMARKS.md), unless the wasm threads already use them. */
+function defaultWorkers(threads: number, microBatch: number): number {
+  if (threads > 1) return 1;
+  return Math.max(1, Math.min(os.cpus().length, Math.floor(microBatch)));
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -70,8 +77,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('grad-accum', { type: 'number', default: TRAIN_DEFAULTS.gradAccum, describe: 'micro-batches per step (batch must divide)' })
       .option('workers', {
         type: 'number',
-        default: TRAIN_DEFAULTS.workers,
-        describe: 'data-parallel worker threads, each a single-thread wasm backend computing a slice of every micro-batch (same training; workers x threads <= cores)',
+        describe: 'data-parallel worker threads, each a single-thread wasm backend computing a slice of every micro-batch (same training; workers x threads <= cores). ' +
+          'Default: every core when --threads is 1 (capped by the micro-batch), else 1',
       })
       .option('lr', { type: 'number', default: TRAIN_DEFAULTS.lr, describe: 'peak learning rate' })
       .option('warmup', { type: 'number', default: TRAIN_DEFAULTS.warmupSteps, describe: 'LR warm-up steps' })
@@ -91,7 +98,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('seed', { type: 'number', default: 0 })
       .option('profile', { type: 'boolean', default: false, describe: 'before training, print the ten most expensive kernels of one step' }) as never,
   handler: async (args) => {
-    validateWorkers(args.workers, args.threads); // before loading anything
+    const workers = args.workers ?? defaultWorkers(args.threads, args.batch / args['grad-accum']);
+    validateWorkers(workers, args.threads); // before loading anything
     await runWithBackend(args, async () => {
       const controller = new AbortController();
       const onSigint = (): void => {
@@ -120,7 +128,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           steps: args.steps,
           batchSize: args.batch,
           gradAccum: args['grad-accum'],
-          workers: args.workers,
+          workers,
           lr: args.lr,
           warmupSteps: args.warmup,
           lrDecay: args['lr-decay'] as 'constant' | 'cosine',
