@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../helpers';
+import { useBackend, tinyTwoClassDataset } from '../helpers';
 import { Rng } from '../../src/backend/random';
 import { ImageDataset } from '../../src/data/dataset';
 import { UNet, unetConfig } from '../../src/models/unet';
@@ -13,22 +13,7 @@ import { readModelConfig } from '../../src/train/checkpoint';
 
 beforeAll(async () => useBackend('wasm'));
 
-/** 24 images 8x8x1 of two classes: class 0 bright top half, class 1 bright left half (plus seeded noise). */
-function tinyDataset(count: number, seed: number): ImageDataset {
-  const rng = new Rng(seed);
-  const images = new Uint8Array(count * 64);
-  const labels = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    labels[i] = i % 2;
-    for (let y = 0; y < 8; y++) {
-      for (let x = 0; x < 8; x++) {
-        const on = labels[i] === 0 ? y < 4 : x < 4;
-        images[i * 64 + y * 8 + x] = Math.min(255, Math.max(0, Math.round((on ? 220 : 30) + 20 * rng.normal())));
-      }
-    }
-  }
-  return { name: 'tiny', split: 'train', images, count, height: 8, width: 8, channels: 1, labels, classNames: ['top', 'left'], captions: null };
-}
+const tinyDataset = tinyTwoClassDataset;
 
 const UNET = unetConfig({ inChannels: 1, sampleSize: 8, baseChannels: 8, channelMults: [1, 2], numResBlocks: 1, attentionResolutions: [4], heads: 2, timeEmbeddingDim: 32, timeEmbeddingInputDim: 16, numClasses: 2 });
 
