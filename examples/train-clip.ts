@@ -14,7 +14,7 @@
  *      captions land in <out>/captions-train.txt;
  *   2. model: image tower = a GroupNorm/SiLU CNN with three stride-2 stages
  *      (32-64-128 channels, global average pool, linear to E = 128); text tower
- *      = byte tokenizer + 4-layer pre-LN transformer (D = 128, 4 heads), pooled
+ *      = byte-level BPE learned from the captions (--bpe-merges 0: bytes) + 4-layer pre-LN transformer (D = 128, 4 heads), pooled
  *      at the EOS token; ~1.2M parameters in all;
  *   3. objective: symmetric InfoNCE with a learnable temperature (init 1/0.07,
  *      scale clamped at 100). Identical caption strings in a batch are all
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     .option('threads', { type: 'number', default: 1, describe: 'wasm threads' })
     .option('dataset', { type: 'string', choices: CLIP_DATASETS as unknown as string[], default: 'mnist' })
     .option('attributes', { type: 'boolean', default: false, describe: 'mnist: measured attribute words in captions' })
+    .option('bpe-merges', { type: 'number', default: 1000, describe: 'BPE merges learned from the captions (0 = plain bytes)' })
     .option('limit', { type: 'number', describe: 'first N training images only' })
     .option('eval-limit', { type: 'number', default: 1000 })
     .option('steps', { type: 'number', default: HYPERPARAMETERS.steps })
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
       limit: args.limit,
       attributes: args.attributes,
       evalLimit: args['eval-limit'],
+      bpeMerges: args['bpe-merges'],
       clip: { seed: HYPERPARAMETERS.seed, text: { seed: HYPERPARAMETERS.seed } },
       train: {
         steps: args.steps,

@@ -1,6 +1,6 @@
 /** `train-clip`: train a small CLIP on a captioned dataset (library: trainClipOnDataset). */
 import type { CommandModule } from 'yargs';
-import { CLIP_DATASETS, CLIP_TRAIN_DEFAULTS, ClipDatasetName, trainClipOnDataset } from '../train/clipTraining';
+import { CLIP_DATASETS, CLIP_TRAIN_DEFAULTS, DEFAULT_BPE_MERGES, ClipDatasetName, trainClipOnDataset } from '../train/clipTraining';
 import { IMAGE_ENCODER_DEFAULTS } from '../models/clip';
 import { TEXT_ENCODER_DEFAULTS } from '../models/textEncoder';
 import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
@@ -16,6 +16,7 @@ interface TrainClipArgs extends BackendArgs {
   'text-layers': number;
   'text-heads': number;
   'max-length'?: number;
+  'bpe-merges': number;
   'embed-dim': number;
   steps: number;
   batch: number;
@@ -45,6 +46,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
       .option('text-dim', { type: 'number', default: TEXT_ENCODER_DEFAULTS.dim, describe: 'text transformer width D' })
       .option('text-layers', { type: 'number', default: TEXT_ENCODER_DEFAULTS.layers })
       .option('text-heads', { type: 'number', default: TEXT_ENCODER_DEFAULTS.heads })
+      .option('bpe-merges', { type: 'number', default: DEFAULT_BPE_MERGES, describe: 'byte-level BPE merges learned from the captions (at most; 0 = plain bytes)' })
       .option('max-length', { type: 'number', describe: 'tokens per caption incl. BOS/EOS (default: fits the longest caption, >= 32)' })
       .option('embed-dim', { type: 'number', default: TEXT_ENCODER_DEFAULTS.embedDim, describe: 'shared embedding width E' })
       .option('steps', { type: 'number', default: CLIP_TRAIN_DEFAULTS.steps })
@@ -74,6 +76,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
         limit: args.limit,
         attributes: args.attributes,
         evalLimit: args['eval-limit'],
+        bpeMerges: args['bpe-merges'],
         clip: {
           seed: args.seed,
           image: {

@@ -35,7 +35,7 @@ import { silu } from '../nn/activations';
 import { Rng } from '../backend/random';
 import { ModuleList } from './unetBlocks';
 import { TextEncoder, TextEncoderConfig, textEncoderConfig } from './textEncoder';
-import { ByteTokenizer } from './tokenizer';
+import { BYTE_VOCAB_SIZE, ByteTokenizer, TokenizerConfig, tokenizerConfig } from './tokenizer';
 
 // ---------------------------------------------------------------- config
 
@@ -64,6 +64,8 @@ export interface ClipConfig {
   readonly image: ImageEncoderConfig;
   /** text.embedDim must equal image.embedDim. */
   readonly text: TextEncoderConfig;
+  /** The text tower's tokenizer: maxLength = text.maxLength, 259 + merges.length = text.vocabSize. */
+  readonly tokenizer: TokenizerConfig;
   /** Initial logit_scale = log(1 / temperature); CLIP: log(1/0.07) = 2.659. */
   readonly logitScaleInit: number;
   /** logit_scale is clamped at this value; CLIP: log(100) = 4.605. */
@@ -75,6 +77,7 @@ export interface ClipConfig {
 export const CLIP_DEFAULTS: ClipConfig = {
   image: IMAGE_ENCODER_DEFAULTS,
   text: textEncoderConfig(),
+  tokenizer: tokenizerConfig(),
   logitScaleInit: Math.log(1 / 0.07),
   logitScaleMax: Math.log(100),
   seed: 0,
@@ -84,6 +87,8 @@ export const CLIP_DEFAULTS: ClipConfig = {
 export interface ClipConfigPartial {
   readonly image?: Partial<ImageEncoderConfig>;
   readonly text?: Partial<TextEncoderConfig>;
+  /** Default: bytes only, text.maxLength long; text.vocabSize follows the merges unless given. */
+  readonly tokenizer?: Partial<TokenizerConfig>;
   readonly logitScaleInit?: number;
   readonly logitScaleMax?: number;
   readonly seed?: number;
@@ -105,15 +110,25 @@ export function imageEncoderConfig(partial: Partial<ImageEncoderConfig> = {}): I
 }
 
 export function clipConfig(partial: ClipConfigPartial = {}): ClipConfig {
+  const merges = partial.tokenizer?.merges ?? [];
+  const text = textEncoderConfig({ vocabSize: BYTE_VOCAB_SIZE + merges.length, ...(partial.text ?? {}) });
+  const tokenizer = tokenizerConfig({ maxLength: text.maxLength, ...(partial.tokenizer ?? {}) });
   const cfg: ClipConfig = {
     image: imageEncoderConfig(partial.image ?? {}),
-    text: textEncoderConfig(partial.text ?? {}),
+    text,
+    tokenizer,
     logitScaleInit: partial.logitScaleInit ?? CLIP_DEFAULTS.logitScaleInit,
     logitScaleMax: partial.logitScaleMax ?? CLIP_DEFAULTS.logitScaleMax,
     seed: partial.seed ?? CLIP_DEFAULTS.seed,
   };
   if (cfg.text.embedDim !== cfg.image.embedDim) {
     throw new Error(`clipConfig: the towers must share the embedding width: image.embedDim ${cfg.image.embedDim}, text.embedDim ${cfg.text.embedDim}`);
+  }
+  if (tokenizer.maxLength !== text.maxLength || BYTE_VOCAB_SIZE + tokenizer.merges.length !== text.vocabSize) {
+    throw new Error(
+      `clipConfig: the tokenizer (maxLength ${tokenizer.maxLength}, vocabulary ${BYTE_VOCAB_SIZE + tokenizer.merges.length}) must match the text tower ` +
+        `(maxLength ${text.maxLength}, vocabSize ${text.vocabSize})`,
+    );
   }
   if (!Number.isFinite(cfg.logitScaleInit) || !Number.isFinite(cfg.logitScaleMax) || cfg.logitScaleInit > cfg.logitScaleMax) {
     throw new Error(`clipConfig: need finite logitScaleInit <= logitScaleMax, got ${cfg.logitScaleInit} and ${cfg.logitScaleMax}`);
@@ -209,9 +224,9 @@ export class Clip extends Module {
     this.logitScale = this.addParameter('logit_scale', tf.scalar(cfg.logitScaleInit), 'plain');
   }
 
-  /** A tokenizer matching the text tower's sequence length. */
+  /** The text tower's tokenizer (its sequence length and BPE merges). */
   tokenizer(): ByteTokenizer {
-    return new ByteTokenizer({ maxLength: this.config.text.maxLength });
+    return new ByteTokenizer(this.config.tokenizer);
   }
 
   /** Unit-norm image embeddings [B, E] of images [B, S, S, C] in [-1, 1]. */

@@ -4,7 +4,7 @@
  *   for step in [start, steps):
  *     lr      = warm-up + cosine (train/lr.ts)
  *     images, captions <- data (seeded order, resumable)
- *     ids, mask        <- byte tokenizer
+ *     ids, mask        <- the CLIP's tokenizer (bytes or byte-level BPE)
  *     Y                <- multi-positive targets (identical caption text = positive)
  *     loss    = symmetric InfoNCE(image tower(images), text tower(ids, mask), exp(logit_scale), Y)
  *     grads   = d loss / d trainable params; clip global norm; AdamW step
@@ -27,7 +27,7 @@ import { loadDataset } from '../data/load';
 import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
 import { loadColoredMnist } from '../data/coloredMnist';
 import { Clip, ClipConfig, ClipConfigPartial, duplicateCaptionTargets } from '../models/clip';
-import { ByteTokenizer } from '../models/tokenizer';
+import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
 import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
@@ -196,7 +196,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   const tokenizer = clip.tokenizer();
   let truncated = 0;
   tokenizer.encode([...new Set(captions)], { onWarn: () => truncated++ });
-  if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} bytes and are truncated`);
+  if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} tokens and are truncated`);
 
   fs.mkdirSync(outDir, { recursive: true });
   const statePath = path.join(outDir, CLIP_STATE_FILE);
@@ -233,7 +233,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
 
   const checkpoint = async (step: number): Promise<void> => {
-    const weightsConfig = { ...(opts.checkpointConfig ?? {}), clip: clip.config, tokenizer: tokenizer.config };
+    const weightsConfig = { ...(opts.checkpointConfig ?? {}), clip: clip.config };
     await saveModelWeights(weightsPath, clip, { kind: CLIP_CHECKPOINT_KIND, config: weightsConfig, step, seed: cfg.seed, command: opts.command });
     const tensors = new Map<string, tf.Tensor>();
     for (const [n, v] of clip.namedParameters()) tensors.set(`model.${n}`, v);
@@ -344,6 +344,9 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
 export const CLIP_DATASETS = ['mnist', 'colored-mnist', 'fashion-mnist', 'cifar10'] as const;
 export type ClipDatasetName = (typeof CLIP_DATASETS)[number];
 
+/** Default cap on BPE merges for trainClipOnDataset. */
+export const DEFAULT_BPE_MERGES = 1000;
+
 export interface ClipRecipeOptions {
   readonly dataset: ClipDatasetName;
   /** Folder of cifar10 (required) or fashion-mnist (optional). */
@@ -354,6 +357,13 @@ export interface ClipRecipeOptions {
   readonly attributes: boolean;
   /** Test images used by the evaluation (default 1000). */
   readonly evalLimit?: number;
+  /**
+   * Byte-level BPE merges learned from the training captions (at most this
+   * many; pairs seen fewer than twice are not merged). 0: plain bytes. Default
+   * 1000, which on MNIST captions makes every caption word one token (about 4x
+   * shorter sequences than bytes, the text tower's cost falls with them).
+   */
+  readonly bpeMerges?: number;
   /** Architecture overrides (inChannels comes from the dataset). */
   readonly clip: ClipConfigPartial;
   readonly train: Partial<ClipTrainConfig>;
@@ -421,16 +431,22 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
   writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), train.captions as string[]);
   log(`${train.name}: ${train.count} captioned training images, ${new Set(train.captions).size} distinct captions, e.g. "${(train.captions as string[])[0]}"`);
 
-  // Sequence length: room for the longest caption (+ BOS, EOS), a multiple of 16, at least 32, unless given.
-  const longest = (train.captions as string[]).reduce((m, c) => Math.max(m, Buffer.byteLength(c, 'utf8')), 0);
-  const maxLength = opts.clip.text?.maxLength ?? Math.max(32, Math.ceil((longest + 2) / 16) * 16);
+  // Tokenizer: BPE merges from the training captions (deterministic: they depend on the captions only).
+  const bpeMerges = opts.bpeMerges ?? DEFAULT_BPE_MERGES;
+  const merges = bpeMerges > 0 ? learnBpeMerges(train.captions as string[], { maxMerges: bpeMerges }) : [];
+  // Sequence length: room for the longest caption (+ BOS, EOS), rounded up (bytes: a multiple of 16, >= 32; BPE: of 8, >= 16), unless given.
+  const probe = new ByteTokenizer({ maxLength: 3, merges });
+  const longest = [...new Set(train.captions as string[])].reduce((m, c) => Math.max(m, probe.tokens(c).length), 0);
+  const [multiple, least] = merges.length > 0 ? [8, 16] : [16, 32];
+  const maxLength = opts.clip.text?.maxLength ?? Math.max(least, Math.ceil((longest + 2) / multiple) * multiple);
   const clip = new Clip({
     ...opts.clip,
     image: { ...(opts.clip.image ?? {}), inChannels: train.channels },
-    text: { ...(opts.clip.text ?? {}), maxLength },
+    text: { ...(opts.clip.text ?? {}), maxLength, vocabSize: probe.vocabSize },
+    tokenizer: { maxLength, merges },
   });
-  log(`CLIP: ${clip.numParameters().toLocaleString('en-US')} parameters, text length ${maxLength} (longest caption ${longest} bytes) (image ${clip.imageEncoder.numParameters().toLocaleString('en-US')}, ` +
-    `text ${clip.textEncoder.numParameters().toLocaleString('en-US')})`);
+  log(`CLIP: ${clip.numParameters().toLocaleString('en-US')} parameters, text length ${maxLength} (longest caption ${longest} ${merges.length > 0 ? `tokens, ${merges.length} BPE merges` : 'bytes'}) ` +
+    `(image ${clip.imageEncoder.numParameters().toLocaleString('en-US')}, text ${clip.textEncoder.numParameters().toLocaleString('en-US')})`);
   try {
     const result = await trainClip({
       clip,

@@ -1,6 +1,6 @@
-/** Byte tokenizer: layout, Unicode, truncation at character boundaries, tensors. */
+/** Byte tokenizer and byte-level BPE: layout, Unicode, truncation at character boundaries, tensors, learning merges. */
 import * as tf from '@tensorflow/tfjs';
-import { ByteTokenizer, BOS_ID, EOS_ID, PAD_ID, BYTE_VOCAB_SIZE, tokenizerConfig } from '../../src/models/tokenizer';
+import { ByteTokenizer, BOS_ID, EOS_ID, PAD_ID, BYTE_VOCAB_SIZE, MERGE_BASE_ID, tokenizerConfig, learnBpeMerges, splitWords } from '../../src/models/tokenizer';
 import { useBackend } from '../helpers';
 
 beforeAll(async () => {
@@ -59,5 +59,61 @@ describe('ByteTokenizer', () => {
 
   it('rejects a maxLength that cannot hold BOS, a byte and EOS', () => {
     expect(() => tokenizerConfig({ maxLength: 2 })).toThrow(/maxLength must be an integer >= 3/);
+  });
+});
+
+describe('byte-level BPE', () => {
+  it('splits words with their leading space, losing nothing', () => {
+    expect(splitWords('a thick 37, slanted  left!')).toEqual(['a', ' thick', ' 37', ',', ' slanted', '  ', 'left', '!']);
+    for (const t of ['', '  ', 'é ü 😀 x', '\ud800a', 'tab\tnew\nline']) expect(splitWords(t).join('')).toBe(t);
+  });
+
+  it('learns the most frequent pair first, deterministically, and stops below minCount', () => {
+    // "ab" x3 and "ac" x1 as words: pairs (a,b): 3, (a,c): 1.
+    const merges = learnBpeMerges(['ab ab', 'ab', 'ac'], { maxMerges: 10 });
+    // Words: "ab" (2: first and third text), " ab" (1), "ac" (1). Pair counts: (a,b) 3, (32,a) 1, (a,c) 1.
+    expect(merges[0]).toEqual([97, 98]);
+    // After it nothing occurs twice: (32, ab) once, (a, c) once.
+    expect(merges).toHaveLength(1);
+    expect(learnBpeMerges(['ab ab', 'ab', 'ac'], { maxMerges: 10, minCount: 1 }).length).toBeGreaterThan(1);
+    expect(learnBpeMerges(['ab ab', 'ab', 'ac'], { maxMerges: 0 })).toEqual([]);
+    expect(learnBpeMerges(['x y', 'x y'], { maxMerges: 5 })).toEqual(learnBpeMerges(['x y', 'x y'], { maxMerges: 5 }));
+  });
+
+  it('turns frequent caption words into single tokens and round-trips any text', () => {
+    const corpus = Array.from({ length: 50 }, (_, i) => `a thick ${i % 10} on a blue background`);
+    const merges = learnBpeMerges(corpus, { maxMerges: 200 });
+    const tok = new ByteTokenizer({ maxLength: 32, merges });
+    expect(tok.vocabSize).toBe(BYTE_VOCAB_SIZE + merges.length);
+    const t = tok.tokens('a thick 3 on a blue background');
+    expect(t).toHaveLength(7); // a, " thick", " 3", " on", " a", " blue", " background"
+    for (const id of t.filter((x) => x >= 256)) expect(id).toBeGreaterThanOrEqual(MERGE_BASE_ID);
+    for (const text of ['a thick 3 on a blue background', 'a thin 8 on a red background', 'é 😀 unseen words', '']) {
+      const e = tok.encode([text]);
+      expect(tok.decode(e.ids)).toBe(text);
+    }
+    // Fewer tokens than bytes, which is the point.
+    expect(t.length).toBeLessThan(Buffer.byteLength('a thick 3 on a blue background') / 3);
+  });
+
+  it('truncates at token boundaries that end on whole characters', () => {
+    const merges = learnBpeMerges(['hello hello hello'], { maxMerges: 50 });
+    const tok = new ByteTokenizer({ maxLength: 4, merges }); // room for 2 tokens
+    const warnings: string[] = [];
+    const e = tok.encode(['hello hello hello', 'aé'], { onWarn: (m) => warnings.push(m) });
+    expect(tok.decode(e.ids.subarray(0, 4))).toBe('hello hello');
+    expect(warnings[0]).toMatch(/prompt 0 .* 3 tokens; truncated to 2/);
+    // "aé" is 3 byte tokens (no merges for it): keeping 2 would split é, so only "a" stays.
+    expect(tok.decode(e.ids.subarray(4, 8))).toBe('a');
+    expect(warnings).toHaveLength(2);
+  });
+
+  it('rejects merges that refer to ids not defined before them, and undecodable ids', () => {
+    expect(() => tokenizerConfig({ merges: [[97, MERGE_BASE_ID]] })).toThrow(/merge 0 must join two ids that exist before it/);
+    expect(() => tokenizerConfig({ merges: [[97, BOS_ID]] })).toThrow(/merge 0/);
+    expect(() => tokenizerConfig({ merges: [[97, 98], [MERGE_BASE_ID, 99]] })).not.toThrow();
+    const tok = new ByteTokenizer({ merges: [[97, 98]] });
+    expect(() => tok.decode([MERGE_BASE_ID + 1])).toThrow(/id 260 at position 0 is not a token of this vocabulary \(size 260\)/);
+    expect(tok.decode([BOS_ID, MERGE_BASE_ID, 99, EOS_ID])).toBe('abc');
   });
 });

@@ -162,11 +162,32 @@ describe('trainClipOnDataset', () => {
     expect(caps).toHaveLength(32);
     expect(fs.existsSync(path.join(out, 'caption-thresholds.json'))).toBe(true);
     expect(Object.keys(r.lastEval ?? {})).toEqual(['zeroShot']);
-    const longest = Math.max(...caps.map((c) => Buffer.byteLength(c)));
-    expect(r.clip.config.text.maxLength).toBeGreaterThanOrEqual(longest + 2);
-    expect(r.clip.config.text.maxLength % 16).toBe(0);
+    // Default tokenizer: BPE merges learned from these captions; every caption fits (+ BOS, EOS), length a multiple of 8.
+    const tokenizer = r.clip.tokenizer();
+    expect(r.clip.config.tokenizer.merges.length).toBeGreaterThan(0);
+    expect(tokenizer.vocabSize).toBe(r.clip.config.text.vocabSize);
+    const longestTokens = Math.max(...caps.map((c) => tokenizer.tokens(c).length));
+    expect(longestTokens).toBeLessThan(Math.max(...caps.map((c) => Buffer.byteLength(c))) / 2);
+    expect(r.clip.config.text.maxLength).toBeGreaterThanOrEqual(longestTokens + 2);
+    expect(r.clip.config.text.maxLength % 8).toBe(0);
     expect(r.clip.config.image.inChannels).toBe(1);
     expect(logs.some((l) => l.includes('distinct captions'))).toBe(true);
+    r.clip.dispose();
+    fs.rmSync(out, { recursive: true });
+  });
+
+  it('bpeMerges 0: plain bytes, the length fits the longest caption in bytes (a multiple of 16)', async () => {
+    const out = tmpDir();
+    const r = await trainClipOnDataset({
+      dataset: 'mnist', limit: 16, attributes: true, evalLimit: 10, bpeMerges: 0, clip: SMALL,
+      train: { steps: 1, batchSize: 8, logEvery: 1, evalEvery: 0, checkpointEvery: 1 },
+      outDir: out, resume: false,
+    });
+    const caps = readCaptionsFile(path.join(out, 'captions-train.txt'));
+    expect(r.clip.config.tokenizer.merges).toEqual([]);
+    expect(r.clip.config.text.vocabSize).toBe(259);
+    expect(r.clip.config.text.maxLength).toBeGreaterThanOrEqual(Math.max(...caps.map((c) => Buffer.byteLength(c))) + 2);
+    expect(r.clip.config.text.maxLength % 16).toBe(0);
     r.clip.dispose();
     fs.rmSync(out, { recursive: true });
   });
