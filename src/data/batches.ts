@@ -43,7 +43,7 @@ export interface BatchIteratorOptions extends BatchOptions {
 }
 
 export interface Batch {
-  /** [B, H, W, C] float32 in [-1, 1] (H, W = padTo when padding). The caller disposes it. */
+  /** [B, H, W, C] float32: pixels in [-1, 1], or a float dataset's values (H, W = padTo when padding). The caller disposes it. */
   readonly x: tf.Tensor4D;
   /** [B] int32 class labels, or null when the dataset has none. The caller disposes it. */
   readonly labels: tf.Tensor1D | null;
@@ -76,7 +76,8 @@ function makeBatch(dataset: ImageDataset, indices: Int32Array, padTo: number | u
   const left = Math.floor((ow - w) / 2);
   const size = imageSize(dataset);
   const b = indices.length;
-  const out = new Float32Array(b * oh * ow * c).fill(-1); // [B, oh, ow, C]
+  const float = dataset.images instanceof Float32Array; // values as they are (latents), padded with 0
+  const out = new Float32Array(b * oh * ow * c).fill(float ? 0 : -1); // [B, oh, ow, C]
   for (let i = 0; i < b; i++) {
     const idx = indices[i];
     if (!Number.isInteger(idx) || idx < 0 || idx >= dataset.count) {
@@ -86,7 +87,8 @@ function makeBatch(dataset: ImageDataset, indices: Int32Array, padTo: number | u
     for (let y = 0; y < h; y++) {
       const srcRow = src + y * w * c;
       const dstRow = ((i * oh + top + y) * ow + left) * c;
-      for (let k = 0; k < w * c; k++) out[dstRow + k] = SCALE[dataset.images[srcRow + k]];
+      if (float) out.set(dataset.images.subarray(srcRow, srcRow + w * c), dstRow);
+      else for (let k = 0; k < w * c; k++) out[dstRow + k] = SCALE[dataset.images[srcRow + k]];
     }
   }
   const labelsArr = dataset.labels;

@@ -39,7 +39,7 @@
  */
 import * as fs from 'fs';
 import { keyedRng, Rng } from '../backend/random';
-import { ImageDataset, imageSize } from './dataset';
+import { ImageDataset, imageSize, pixelsOf } from './dataset';
 
 // ---------------------------------------------------------------- words
 
@@ -151,8 +151,9 @@ export function measureDigit(pixels: Uint8Array, height: number, width: number):
 export function measureDataset(dataset: ImageDataset): DigitMeasurements[] {
   if (dataset.channels !== 1) throw new Error(`measureDataset: '${dataset.name}' has ${dataset.channels} channels; digit measurements need grayscale (1)`);
   const size = imageSize(dataset);
+  const pixels = pixelsOf(dataset, 'measureDataset');
   return Array.from({ length: dataset.count }, (_, i) =>
-    measureDigit(dataset.images.subarray(i * size, (i + 1) * size), dataset.height, dataset.width));
+    measureDigit(pixels.subarray(i * size, (i + 1) * size), dataset.height, dataset.width));
 }
 
 // ---------------------------------------------------------------- thresholds

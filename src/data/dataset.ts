@@ -4,7 +4,8 @@
  *
  * Pixels stay uint8 in [0, 255], NHWC, one flat buffer: 60k MNIST digits are
  * 47 MB this way instead of 188 MB as float32. Scaling to [-1, 1] happens per
- * batch (`batches.ts`).
+ * batch (`batches.ts`). A float32 buffer instead holds values used as they are
+ * (cached autoencoder latents for latent diffusion, any channel count).
  */
 
 export type DatasetSplit = 'train' | 'test';
@@ -13,13 +14,13 @@ export interface ImageDataset {
   /** Short name, e.g. 'mnist', 'cifar10', or the image folder's name. */
   readonly name: string;
   readonly split: DatasetSplit;
-  /** N*H*W*C uint8 pixels, NHWC, row-major. */
-  readonly images: Uint8Array;
+  /** N*H*W*C values, NHWC, row-major: uint8 pixels in [0, 255], or float32 values taken as they are (latents). */
+  readonly images: Uint8Array | Float32Array;
   /** N: number of images. */
   readonly count: number;
   readonly height: number;
   readonly width: number;
-  /** 1 (grayscale) or 3 (RGB). */
+  /** 1 (grayscale) or 3 (RGB) for uint8 pixels; any positive count for float32 values. */
   readonly channels: number;
   /** One class index per image, or null when the dataset has no labels. */
   readonly labels: Int32Array | null;
@@ -44,10 +45,12 @@ export function validateDataset(d: ImageDataset): ImageDataset {
   for (const [field, v] of [['count', d.count], ['height', d.height], ['width', d.width], ['channels', d.channels]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`${where}: ${field} must be a non-negative integer, received ${v}`);
   }
-  if (d.channels !== 1 && d.channels !== 3) throw new Error(`${where}: channels must be 1 or 3, received ${d.channels}`);
+  if (d.images instanceof Float32Array) {
+    if (d.channels < 1) throw new Error(`${where}: channels must be positive, received ${d.channels}`);
+  } else if (d.channels !== 1 && d.channels !== 3) throw new Error(`${where}: channels must be 1 or 3, received ${d.channels}`);
   const expected = d.count * d.height * d.width * d.channels;
   if (d.images.length !== expected) {
-    throw new Error(`${where}: images has ${d.images.length} bytes, expected count*height*width*channels = ` +
+    throw new Error(`${where}: images has ${d.images.length} values, expected count*height*width*channels = ` +
       `${d.count}*${d.height}*${d.width}*${d.channels} = ${expected}`);
   }
   if (d.labels !== null) {
@@ -79,4 +82,10 @@ export function takeFirst(d: ImageDataset, n: number | undefined): ImageDataset 
     labels: d.labels === null ? null : d.labels.subarray(0, n),
     captions: d.captions === null ? null : d.captions.slice(0, n),
   };
+}
+
+/** The uint8 pixels of a dataset, or a clear error when it holds float values (latents) instead. */
+export function pixelsOf(d: ImageDataset, what: string): Uint8Array {
+  if (!(d.images instanceof Uint8Array)) throw new Error(`${what}: dataset '${d.name}' holds float32 values (e.g. latents), not uint8 pixels`);
+  return d.images;
 }

@@ -264,9 +264,58 @@ export class CaptionStateCache {
     });
   }
 
+  /** The captions in row order. */
+  captions(): string[] {
+    const out = new Array<string>(this.index.size);
+    for (const [c, r] of this.index) out[r] = c;
+    return out;
+  }
+
+  /**
+   * The cache as plain arrays (a one-off read of its tensors), e.g. to hand it
+   * to worker threads in SharedArrayBuffers; `fromArrays` rebuilds it.
+   */
+  toArrays(shared = false): CaptionStateArrays {
+    const copy = (t: tf.Tensor): Float32Array => {
+      const data = t.dataSync() as Float32Array;
+      const out = shared ? new Float32Array(new SharedArrayBuffer(data.length * 4)) : new Float32Array(data.length);
+      out.set(data);
+      return out;
+    };
+    const [u, l, d] = this.states.shape;
+    return { captions: this.captions(), states: copy(this.states), mask: copy(this.mask), pooled: copy(this.pooled), length: l, dim: d, embedDim: this.pooled.shape[1], rows: u };
+  }
+
+  static fromArrays(a: CaptionStateArrays): CaptionStateCache {
+    if (a.captions.length !== a.rows || a.states.length !== a.rows * a.length * a.dim || a.mask.length !== a.rows * a.length || a.pooled.length !== a.rows * a.embedDim) {
+      throw new Error(`CaptionStateCache.fromArrays: sizes disagree (${a.captions.length} captions, ${a.rows} rows of [${a.length}, ${a.dim}] states and [${a.embedDim}] pooled)`);
+    }
+    return new CaptionStateCache(
+      new Map(a.captions.map((c, i) => [c, i])),
+      tf.tensor3d(a.states, [a.rows, a.length, a.dim]),
+      tf.tensor2d(a.mask, [a.rows, a.length]),
+      tf.tensor2d(a.pooled, [a.rows, a.embedDim]),
+    );
+  }
+
   dispose(): void {
     tf.dispose([this.states, this.mask, this.pooled]);
   }
+}
+
+/** A CaptionStateCache as plain arrays (row r = captions[r]). */
+export interface CaptionStateArrays {
+  readonly captions: readonly string[];
+  /** [rows, length, dim]. */
+  readonly states: Float32Array;
+  /** [rows, length]. */
+  readonly mask: Float32Array;
+  /** [rows, embedDim]. */
+  readonly pooled: Float32Array;
+  readonly rows: number;
+  readonly length: number;
+  readonly dim: number;
+  readonly embedDim: number;
 }
 
 /**

@@ -420,7 +420,8 @@ export class UNet extends Module {
     return lines.join('\n');
   }
 
-  private describeConditioning(): string {
+  /** One line naming the conditioning inputs (cross-attention, pooled context, classes). */
+  describeConditioning(): string {
     const c = this.config;
     const parts: string[] = [];
     if (c.contextDim !== null) parts.push(`cross-attention to context [B, L, ${c.contextDim}] (masked)${this.contextTimeProj !== null ? ' + pooled context -> time' : ''}`);

@@ -43,6 +43,7 @@ import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
+import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
 import { UNet, UNetConfig } from '../models/unet';
 import { Schedule } from '../schedule/schedule';
 
@@ -68,6 +69,8 @@ export interface DataParallelOptions {
   readonly seed: number;
   readonly condDropProb: number;
   readonly minSnrGamma: number | null;
+  /** Frozen text-encoder states per caption (text-conditional models); shared with the workers once. */
+  readonly textStates?: CaptionStateCache;
   readonly fault?: WorkerFault;
 }
 
@@ -83,6 +86,8 @@ export interface WorkerInit {
   readonly seed: number;
   readonly condDropProb: number;
   readonly minSnrGamma: number | null;
+  /** The caption-state cache as arrays in SharedArrayBuffers, or null (no text conditioning). */
+  readonly textStates: CaptionStateArrays | null;
   /** Names of all parameters in weights-buffer order (the replica checks it has the same). */
   readonly weightNames: readonly string[];
   /** Names of the trained parameters in gradient-slot order. */
@@ -134,16 +139,18 @@ export function sliceSizes(total: number, workers: number): number[] {
   return Array.from({ length: workers }, (_, r) => Math.floor(total / workers) + (r < total % workers ? 1 : 0));
 }
 
-/** A copy of the dataset's pixels and labels in shared memory (captions stay behind: the workers do not use them). */
-function sharedDataset(d: ImageDataset): ImageDataset {
-  const images = new Uint8Array(new SharedArrayBuffer(d.images.length));
+/** A copy of the dataset's values and labels in shared memory (captions are cloned only when the workers look up text states). */
+function sharedDataset(d: ImageDataset, withCaptions: boolean): ImageDataset {
+  const images = d.images instanceof Float32Array
+    ? new Float32Array(new SharedArrayBuffer(d.images.length * 4))
+    : new Uint8Array(new SharedArrayBuffer(d.images.length));
   images.set(d.images);
   let labels: Int32Array | null = null;
   if (d.labels !== null) {
     labels = new Int32Array(new SharedArrayBuffer(d.labels.length * 4));
     labels.set(d.labels);
   }
-  return { ...d, images, labels, captions: null };
+  return { ...d, images, labels, captions: withCaptions ? d.captions : null };
 }
 
 /** Starts the worker thread; from the TypeScript sources (tests, tsx) tsx's hook is registered in it first. */
@@ -208,7 +215,8 @@ export class DataParallel {
     const control = new SharedArrayBuffer((opts.workers + 1) * 4);
     this.control = new Int32Array(control);
     this.losses = new Float64Array(opts.workers);
-    const dataset = sharedDataset(opts.dataset);
+    const dataset = sharedDataset(opts.dataset, opts.textStates !== undefined);
+    const textStates = opts.textStates === undefined ? null : opts.textStates.toArrays(true);
     const started: Array<Promise<void>> = [];
     for (let rank = 0; rank < opts.workers; rank++) {
       const init: WorkerInit = {
@@ -221,6 +229,7 @@ export class DataParallel {
         seed: opts.seed,
         condDropProb: opts.condDropProb,
         minSnrGamma: opts.minSnrGamma,
+        textStates,
         weightNames: this.weightParams.map(([n]) => n),
         gradNames: this.gradParams.map(([n]) => n),
         weights,

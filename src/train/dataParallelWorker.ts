@@ -11,6 +11,7 @@ import { initBackend } from '../backend/backend';
 import { Rng } from '../backend/random';
 import { fixedBatch } from '../data/batches';
 import { UNet } from '../models/unet';
+import { CaptionStateCache } from '../models/textEncoder';
 import { minSnrWeights } from './losses';
 import { lossAndGrads, GradientContext } from './loop';
 import type { StepRequest, WorkerInit, WorkerReply } from './dataParallel';
@@ -29,7 +30,8 @@ async function serve(init: WorkerInit, port: MessagePort): Promise<void> {
   const snrWeights = init.minSnrGamma === null
     ? null
     : tf.tensor1d(Float32Array.from(minSnrWeights(init.schedule.snr, model.config.predictionType, init.minSnrGamma)));
-  const ctx: GradientContext = { model, schedule: init.schedule, params, seed: init.seed, condDropProb: init.condDropProb, snrWeights };
+  const textStates = init.textStates === null ? null : CaptionStateCache.fromArrays(init.textStates);
+  const ctx: GradientContext = { model, schedule: init.schedule, params, seed: init.seed, condDropProb: init.condDropProb, snrWeights, textStates };
 
   const weights = new Float32Array(init.weights);
   const control = new Int32Array(init.control);

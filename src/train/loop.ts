@@ -4,9 +4,11 @@
  *   for step in [start, steps):
  *     lr = learningRate(step)
  *     for each micro-batch:                       (gradient accumulation)
- *       x0, labels  <- data (seeded order, resumable)
+ *       x0, labels, captions <- data (seeded order, resumable)
  *       t, eps      <- keyed by (seed, step, example index)
- *       labels      <- null class with probability condDropProb (CFG)
+ *       c           <- class label and/or frozen text states of the caption;
+ *                      with probability condDropProb the null class / the
+ *                      empty prompt's states (CFG)
  *       loss        =  w(t) * |model(qSample(x0, t, eps), t, c) - target|^2
  *       grads      +=  d loss / d params
  *     clip, AdamW step, EMA update
@@ -37,6 +39,7 @@ import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/m
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { UNet } from '../models/unet';
+import { CaptionStateCache } from '../models/textEncoder';
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
@@ -95,6 +98,12 @@ export interface TrainDiffusionOptions {
   readonly isTTY?: boolean;
   /** Before training, profile one micro-batch step and log its ten most expensive kernels. */
   readonly profile?: boolean;
+  /**
+   * Text-conditional models (UNet contextDim set): the frozen text encoder's
+   * states of every training and validation caption and of NULL_PROMPT (the
+   * condition-dropout / guidance null), from encodeCaptionsCached. Not owned.
+   */
+  readonly textStates?: CaptionStateCache;
   /** Tests only: make a data-parallel worker fail at a step (config.workers > 1). */
   readonly workerFault?: WorkerFault;
 }
@@ -126,20 +135,53 @@ function trainingTimesteps(count: number, seed: number, step: number, first: num
   return Int32Array.from({ length: count }, (_, i) => keyedRng(seed, 't', step, first + i).int(T));
 }
 
+/** The text condition of a dropped example (and the null of classifier-free guidance): the empty prompt. */
+export const NULL_PROMPT = '';
+
 interface ConditionInputs {
   readonly classLabels: tf.Tensor1D | null;
+  readonly context: tf.Tensor3D | null;
+  readonly contextMask: tf.Tensor2D | null;
+}
+
+function disposeCondition(c: ConditionInputs): void {
+  for (const t of [c.classLabels, c.context, c.contextMask]) t?.dispose();
+}
+
+/** The text condition of captions (each replaced by NULL_PROMPT where dropMask is 1), looked up in the cache. */
+function textConditionFor(model: UNet, batch: Batch, dropMask: Uint8Array | null, textStates: CaptionStateCache | null): Pick<ConditionInputs, 'context' | 'contextMask'> {
+  const dim = model.config.contextDim;
+  if (dim === null) return { context: null, contextMask: null };
+  if (textStates === null) throw new Error(`the model has cross-attention (contextDim ${dim}) but no text states were given (textStates: encodeCaptionsCached of the captions and NULL_PROMPT)`);
+  if (batch.captions === null) throw new Error(`the model is text-conditional (contextDim ${dim}) but the dataset has no captions`);
+  const captions = batch.captions.map((c, i) => (dropMask !== null && dropMask[i] === 1 ? NULL_PROMPT : c));
+  const { context, mask, pooled } = textStates.lookup(captions);
+  pooled.dispose();
+  if (context.shape[2] !== dim) {
+    tf.dispose([context, mask]);
+    throw new Error(`text states have width ${context.shape[2]}, the model's contextDim is ${dim}`);
+  }
+  return { context, contextMask: mask };
 }
 
 /** The UNet's condition for a micro-batch, with condition dropout applied. */
-function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array): ConditionInputs {
+function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array, textStates: CaptionStateCache | null): ConditionInputs {
   const numClasses = model.config.numClasses;
-  if (numClasses === null) return { classLabels: null };
-  if (batch.labels === null) throw new Error(`the model is class-conditional (numClasses ${numClasses}) but the dataset has no labels`);
-  const labels = Int32Array.from(batch.labels.dataSync()); // int32 [B], tiny: a cheap read of an upload
-  for (const l of labels) {
-    if (l < 0 || l >= numClasses) throw new Error(`label ${l} outside [0, ${numClasses}) of the model's numClasses`);
+  let classLabels: tf.Tensor1D | null = null;
+  if (numClasses !== null) {
+    if (batch.labels === null) throw new Error(`the model is class-conditional (numClasses ${numClasses}) but the dataset has no labels`);
+    const labels = Int32Array.from(batch.labels.dataSync()); // int32 [B], tiny: a cheap read of an upload
+    for (const l of labels) {
+      if (l < 0 || l >= numClasses) throw new Error(`label ${l} outside [0, ${numClasses}) of the model's numClasses`);
+    }
+    classLabels = tf.tensor1d(dropLabels(labels, dropMask, numClasses), 'int32');
   }
-  return { classLabels: tf.tensor1d(dropLabels(labels, dropMask, numClasses), 'int32') };
+  try {
+    return { classLabels, ...textConditionFor(model, batch, dropMask, textStates) };
+  } catch (e) {
+    classLabels?.dispose();
+    throw e;
+  }
 }
 
 /** One micro-batch's loss as a function of the weights (for tf.variableGrads). */
@@ -155,7 +197,9 @@ function microBatchLoss(
 ): tf.Scalar {
   const xt = qSample(x0, t, noise, schedule) as tf.Tensor4D;
   const target = trainingTarget(model.config.predictionType, x0, noise, t, schedule);
-  const out = model.apply({ x: xt, t, classLabels: cond.classLabels, checkLabels: false, training: true, dropoutSeed }); // labels checked in conditionFor
+  const out = model.apply({
+    x: xt, t, classLabels: cond.classLabels, context: cond.context, contextMask: cond.contextMask, checkLabels: false, training: true, dropoutSeed,
+  }); // labels checked in conditionFor
   return diffusionLoss(out, target, t, weights);
 }
 
@@ -169,6 +213,8 @@ export interface GradientContext {
   readonly condDropProb: number;
   /** Min-SNR weights per timestep [T], or null for plain MSE. */
   readonly snrWeights: tf.Tensor1D | null;
+  /** Caption -> frozen text states (text-conditional models), or null. */
+  readonly textStates: CaptionStateCache | null;
 }
 
 /**
@@ -183,7 +229,7 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   const ids = Int32Array.from({ length: b }, (_, i) => first + i);
   const t = tf.tensor1d(trainingTimesteps(b, seed, step, first, schedule.timesteps), 'int32');
   const noise = trainingNoise(batch.x.shape, seed, step, first);
-  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb));
+  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates);
   try {
     const dropoutSeed = keyedRng(seed, 'dropout', step, first).int(2 ** 31);
     const { value, grads } = tf.variableGrads(
@@ -193,7 +239,8 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
     const names = new Map(ctx.params.map(([n, v]) => [v.name, n]));
     return { loss: value, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
   } finally {
-    tf.dispose([t, noise, ...(cond.classLabels ? [cond.classLabels] : [])]);
+    tf.dispose([t, noise]);
+    disposeCondition(cond);
   }
 }
 
@@ -260,7 +307,14 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
-  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights };
+  const textStates = opts.textStates ?? null;
+  if (model.config.contextDim !== null && textStates === null) {
+    throw new Error(`the model has cross-attention (contextDim ${model.config.contextDim}): pass textStates (encodeCaptionsCached of the training captions and NULL_PROMPT)`);
+  }
+  if (textStates !== null && !textStates.index.has(NULL_PROMPT)) {
+    throw new Error('textStates must include NULL_PROMPT (the empty prompt): it is the condition of dropped examples');
+  }
+  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates };
 
   // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
   let memory: MemoryEstimate | null = null;
@@ -306,9 +360,10 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
         const t = tf.tensor1d(Int32Array.from(idx, (i) => Math.floor(((i + 0.5) * T) / valCount)), 'int32');
         const noise = trainingNoise(batch.x.shape, cfg.seed, -1, start);
         const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
+        const { context, contextMask } = textConditionFor(net, batch, null, textStates);
         const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
         const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
-        const out = net.apply({ x: xt, t, classLabels: labels });
+        const out = net.apply({ x: xt, t, classLabels: labels, context, contextMask });
         return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
       });
       tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
@@ -348,7 +403,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     if (cfg.workers > 1) {
       workers = await startDataParallel({
         workers: cfg.workers, model, schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
-        minSnrGamma: cfg.minSnrGamma, fault: opts.workerFault,
+        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, fault: opts.workerFault,
       });
       log(`data parallel: ${cfg.workers} workers (single-thread wasm each), micro-batch ${micro} split ${workers.sliceSizes(micro).join(' + ')}`);
     }
