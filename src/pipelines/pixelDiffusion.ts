@@ -51,7 +51,7 @@ export interface PipelineSamplingDefaults {
   readonly guidance?: number;
 }
 
-function samplingDefaults(raw: Record<string, unknown> | undefined, where: string): PipelineSamplingDefaults {
+export function samplingDefaults(raw: Record<string, unknown> | undefined, where: string): PipelineSamplingDefaults {
   if (raw === undefined) return {};
   const out: { sampler?: SamplerName; steps?: number; guidance?: number } = {};
   if (raw.sampler !== undefined) {

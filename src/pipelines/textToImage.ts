@@ -1,0 +1,258 @@
+/**
+ * Text-to-image pipelines that compose independently trained parts:
+ *
+ *   pixel  (Imagen-like base):  prompt -> frozen text encoder -> UNet on pixels              -> image
+ *   latent (Stable Diffusion):  prompt -> frozen text encoder -> UNet on scaled latents z'
+ *                                                             -> z = z' / scaleFactor -> autoencoder decoder -> image
+ *
+ * A pipeline folder's pipeline.json names the parts by role: 'unet' (kind
+ * 'unet'), 'text_encoder' (kind 'text-encoder' or 'clip') and, for the latent
+ * design, 'vae' (kind 'autoencoder'). The UNet checkpoint's config records the
+ * space it works in, the latent scale factor and the text encoder it was
+ * trained with, so a pipeline assembled from mismatched parts is refused.
+ *
+ * Classifier-free guidance uses the empty prompt's states as the null
+ * condition (the trainer's condition dropout replaces captions with it).
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../backend/random';
+import { UNet, UNetConfig, unetConfig } from '../models/unet';
+import { Autoencoder } from '../models/autoencoder';
+import { makeSchedule, Schedule } from '../schedule/schedule';
+import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
+import { loadModelWeights, readModelConfig } from '../train/checkpoint';
+import { loadAutoencoder } from '../train/autoencoderTraining';
+import { NULL_PROMPT } from '../train/loop';
+import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
+import { sample } from '../sample/sample';
+import { SamplerName } from '../sample/types';
+import { classifierFreeGuidance } from '../sample/guidance';
+import { ClipMode, NO_CLIP } from '../sample/thresholding';
+import { unetDenoiser } from './unetDenoiser';
+import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
+import { encodePrompts, FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+
+export type DiffusionSpace = 'pixel' | 'latent';
+
+/** What a text-conditional UNet checkpoint stores as its config. */
+export interface TextUNetCheckpointConfig {
+  readonly unet: UNetConfig;
+  readonly schedule: ScheduleConfig;
+  readonly dataset: string;
+  /** Side of the data images before padding (e.g. 28 for MNIST): samples are cropped back to it. */
+  readonly imageSize: number;
+  /** Channels of the images (the autoencoder's inChannels in latent space). */
+  readonly imageChannels: number;
+  readonly space: DiffusionSpace;
+  /** latent: the factor z' = scaleFactor * z the UNet was trained on; pixel: null. */
+  readonly latentScaleFactor: number | null;
+  /** The frozen text encoder the UNet was trained on (architecture and tokenizer). */
+  readonly textEncoder: TextEncoderCheckpointConfig;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates a text-conditional UNet checkpoint's config metadata. */
+export function textUNetCheckpointConfig(raw: unknown, source: string): TextUNetCheckpointConfig {
+  if (!isObject(raw) || !isObject(raw.unet) || !isObject(raw.schedule) || !isObject(raw.textEncoder)) {
+    throw new Error(`${source}: config metadata must hold { unet, schedule, textEncoder, space, ... } (is this a text-conditional UNet checkpoint?)`);
+  }
+  const unet = unetConfig(raw.unet as Partial<UNetConfig>);
+  const textEncoder = textEncoderCheckpointConfig(raw.textEncoder, `${source} (textEncoder)`);
+  if (unet.contextDim !== textEncoder.text.dim) {
+    throw new Error(`${source}: the UNet's contextDim ${unet.contextDim} differs from its text encoder's width ${textEncoder.text.dim}`);
+  }
+  const space = raw.space;
+  if (space !== 'pixel' && space !== 'latent') throw new Error(`${source}: space must be 'pixel' or 'latent', got ${JSON.stringify(space)}`);
+  const factor = raw.latentScaleFactor;
+  if (space === 'latent' && !(typeof factor === 'number' && Number.isFinite(factor) && factor > 0)) {
+    throw new Error(`${source}: a latent UNet needs a positive latentScaleFactor, got ${JSON.stringify(factor)}`);
+  }
+  const imageSize = typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize;
+  const imageChannels = typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.inChannels;
+  return {
+    unet,
+    schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
+    dataset: typeof raw.dataset === 'string' ? raw.dataset : 'unknown',
+    imageSize,
+    imageChannels,
+    space,
+    latentScaleFactor: space === 'latent' ? (factor as number) : null,
+    textEncoder,
+  };
+}
+
+export interface TextToImagePipeline {
+  readonly space: DiffusionSpace;
+  readonly unet: UNet;
+  readonly schedule: Schedule;
+  readonly config: TextUNetCheckpointConfig;
+  readonly text: FrozenTextEncoder;
+  /** The decoder of the latent design (null in pixel space). */
+  readonly autoencoder: Autoencoder | null;
+  readonly defaults: PipelineSamplingDefaults;
+  /** The pipeline folder. */
+  readonly source: string;
+  dispose(): void;
+}
+
+/** Throws unless the parts fit together (same text encoder, latent shapes). */
+export function checkTextPipelineParts(config: TextUNetCheckpointConfig, text: FrozenTextEncoder, autoencoder: Autoencoder | null, where: string): void {
+  if (JSON.stringify(text.config.text) !== JSON.stringify(config.textEncoder.text) ||
+      JSON.stringify(text.config.tokenizer) !== JSON.stringify(config.textEncoder.tokenizer)) {
+    throw new Error(`${where}: the text encoder (${text.source}) is not the one the UNet was trained with (architecture or tokenizer differ)`);
+  }
+  if (config.space === 'latent') {
+    if (autoencoder === null) throw new Error(`${where}: a latent UNet needs the autoencoder ('vae' part)`);
+    const [, h, w, z] = autoencoder.latentShape(1);
+    const u = config.unet;
+    if (u.inChannels !== z || u.outChannels !== z || u.sampleSize !== h || h !== w) {
+      throw new Error(`${where}: the UNet works on [${u.sampleSize}, ${u.sampleSize}, ${u.inChannels}], the autoencoder's latents are [${h}, ${w}, ${z}]`);
+    }
+  }
+}
+
+/** Loads a text-to-image pipeline folder (design 'pixel' with a text_encoder part, or 'latent'). */
+export async function loadTextToImagePipeline(dir: string, manifest?: PipelineManifest): Promise<TextToImagePipeline> {
+  const m = manifest ?? (await readPipelineManifest(dir));
+  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
+  if (m.design !== 'pixel' && m.design !== 'latent') throw new Error(`${where}: design '${m.design}' is not a pixel or latent text-to-image pipeline`);
+  const unetFile = pipelinePartPath(dir, m, 'unet');
+  const info = await readModelConfig(unetFile);
+  if (info.kind !== 'unet') throw new Error(`${unetFile}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
+  const config = textUNetCheckpointConfig(info.config, unetFile);
+  if (config.space !== m.design) throw new Error(`${where}: design '${m.design}' but the UNet was trained in ${config.space} space`);
+  const text = await loadTextEncoder(pipelinePartPath(dir, m, 'text_encoder'));
+  let autoencoder: Autoencoder | null = null;
+  let unet: UNet | null = null;
+  try {
+    if (config.space === 'latent') autoencoder = (await loadAutoencoder(pipelinePartPath(dir, m, 'vae'))).model;
+    checkTextPipelineParts(config, text, autoencoder, where);
+    unet = new UNet(config.unet, new Rng(0));
+    await loadModelWeights(unetFile, unet, { expectKind: 'unet' });
+  } catch (e) {
+    text.dispose();
+    autoencoder?.dispose();
+    unet?.dispose();
+    throw e;
+  }
+  const net = unet;
+  const ae = autoencoder;
+  return {
+    space: config.space,
+    unet: net,
+    schedule: makeSchedule(config.schedule),
+    config,
+    text,
+    autoencoder: ae,
+    defaults: samplingDefaults(m.defaults, where),
+    source: dir,
+    dispose: () => {
+      net.dispose();
+      text.dispose();
+      ae?.dispose();
+    },
+  };
+}
+
+export interface TextGenerateOptions {
+  /** One prompt per image (length n), or one prompt for all n. */
+  readonly prompts: readonly string[];
+  readonly n: number;
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  /** Classifier-free guidance scale against the empty prompt; 1 = none. */
+  readonly guidance: number;
+  readonly seed: number;
+  /** Image i uses the noise of index firstIndex + i (split a large job into calls). */
+  readonly firstIndex: number;
+  /**
+   * Clipping of the predicted x0 at each step. Default: static [-1, 1] in pixel
+   * space; none in latent space (latents are not bounded).
+   */
+  readonly clip?: ClipMode;
+  /** Images per denoiser batch (guidance doubles it internally). */
+  readonly batchSize: number;
+  /** Crop back to the data's original size (e.g. 32 -> 28 for MNIST). */
+  readonly cropToImageSize: boolean;
+  /** Told about prompts longer than the tokenizer's maxLength (truncated). */
+  readonly onWarn?: (message: string) => void;
+}
+
+export const TEXT_GENERATE_DEFAULTS: Omit<TextGenerateOptions, 'prompts' | 'n'> = {
+  sampler: 'dpm-solver++',
+  steps: 20,
+  guidance: 3,
+  seed: 0,
+  firstIndex: 0,
+  batchSize: 64,
+  cropToImageSize: true,
+};
+
+/** Generates images [n, H, W, C] in [-1, 1] for prompts (the caller disposes the tensor). */
+export async function generateFromText(
+  pipeline: TextToImagePipeline,
+  options: Partial<TextGenerateOptions> & Pick<TextGenerateOptions, 'prompts' | 'n'>,
+): Promise<tf.Tensor4D> {
+  const o: TextGenerateOptions = { ...TEXT_GENERATE_DEFAULTS, ...options };
+  const { unet, schedule, config, text, autoencoder } = pipeline;
+  if (!Number.isInteger(o.n) || o.n < 1) throw new Error(`generateFromText: n must be a positive integer, got ${o.n}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`generateFromText: batchSize must be a positive integer, got ${o.batchSize}`);
+  if (!Array.isArray(o.prompts) || (o.prompts.length !== 1 && o.prompts.length !== o.n)) {
+    throw new Error(`generateFromText: give one prompt or n = ${o.n} prompts, got ${Array.isArray(o.prompts) ? o.prompts.length : typeof o.prompts}`);
+  }
+  o.prompts.forEach((p, i) => {
+    if (typeof p !== 'string') throw new Error(`generateFromText: prompt ${i} is a ${typeof p}, expected a string`);
+  });
+  const prompts = Array.from({ length: o.n }, (_, i) => o.prompts[o.prompts.length === 1 ? 0 : i]);
+  const clip = o.clip ?? (pipeline.space === 'latent' ? NO_CLIP : { kind: 'static', value: 1 });
+  const { sampleSize: s, inChannels: c } = unet.config;
+  const base = unetDenoiser(unet, { labelsValidated: true });
+  const warned = new Set<string>();
+  const onWarn = (m: string): void => {
+    if (!warned.has(m)) o.onWarn?.(m);
+    warned.add(m);
+  };
+  const nullCond = encodePrompts(text, [NULL_PROMPT]);
+  const chunks: tf.Tensor4D[] = [];
+  try {
+    for (let start = 0; start < o.n; start += o.batchSize) {
+      const b = Math.min(o.batchSize, o.n - start);
+      const { context, mask } = encodePrompts(text, prompts.slice(start, start + b), onWarn);
+      try {
+        const cond = { context, contextMask: mask };
+        const denoise = o.guidance !== 1
+          ? classifierFreeGuidance(base, { scale: o.guidance, uncond: { context: nullCond.context, contextMask: nullCond.mask } })
+          : base;
+        const x = await sample(o.sampler, denoise, [b, s, s, c], schedule, {
+          steps: o.steps,
+          predictionType: unet.config.predictionType,
+          seed: o.seed,
+          firstIndex: o.firstIndex + start,
+          cond,
+          clip,
+        });
+        chunks.push(tf.tidy(() => {
+          const images = autoencoder === null ? x : autoencoder.decode(tf.div(x, config.latentScaleFactor as number) as tf.Tensor4D);
+          return tf.clipByValue(images, -1, 1) as tf.Tensor4D;
+        }));
+        x.dispose();
+      } finally {
+        tf.dispose([context, mask]);
+      }
+    }
+    return tf.tidy(() => {
+      const all = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor4D);
+      const side = all.shape[1];
+      const size = config.imageSize;
+      if (!o.cropToImageSize || size === side) return tf.clone(all);
+      const off = Math.floor((side - size) / 2);
+      return tf.slice(all, [0, off, off, 0], [o.n, size, size, all.shape[3]]);
+    });
+  } finally {
+    tf.dispose([...chunks, nullCond.context, nullCond.mask]);
+  }
+}
