@@ -1,15 +1,24 @@
-/** `sample`: images from a trained pixel pipeline (folder with pipeline.json, or a UNet .safetensors). */
+/**
+ * `sample`: images from a trained pipeline, which one decided by its manifest:
+ * a text-to-image pipeline (pixel or latent, with a text_encoder part) takes
+ * --prompt; a class-conditional pixel pipeline (or a bare UNet .safetensors) --label.
+ */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
+import * as tf from '@tensorflow/tfjs';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
-import { generate, loadPixelPipeline, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
+import { ClipMode } from '../sample/thresholding';
+import { generate, loadPixelPipeline, GENERATE_DEFAULTS, PipelineSamplingDefaults } from '../pipelines/pixelDiffusion';
+import { generateFromText, loadTextToImagePipeline, TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
 import { saveImageGrid, saveImages } from '../io/png';
-import { BackendArgs, parseIntList, runWithBackend, withBackendOptions } from './common';
+import { BackendArgs, runWithBackend, withBackendOptions } from './common';
 
 interface SampleArgs extends BackendArgs {
   pipeline: string;
   label?: string;
+  prompt?: string[];
   n: number;
   sampler?: string;
   steps?: number;
@@ -18,7 +27,7 @@ interface SampleArgs extends BackendArgs {
   out: string;
   'out-dir'?: string;
   cols?: number;
-  clip: string;
+  clip?: string;
 }
 
 /** Labels from "3" (all images), "0,1,2" (cycled), or class names, checked against the model's classes. */
@@ -42,49 +51,96 @@ function parseLabels(spec: string | undefined, classNames: readonly string[] | n
   return Array.from({ length: n }, (_, i) => ids[i % ids.length]);
 }
 
+function clipMode(spec: string | undefined): ClipMode | undefined {
+  if (spec === undefined) return undefined;
+  if (spec === 'static') return { kind: 'static', value: 1 };
+  if (spec === 'dynamic') return { kind: 'dynamic', percentile: 0.995 };
+  return { kind: 'none' };
+}
+
+/** True when `p` is a pipeline folder whose manifest has a text encoder. */
+async function isTextPipeline(p: string): Promise<boolean> {
+  if (!fs.existsSync(p) || !fs.statSync(p).isDirectory() || !fs.existsSync(path.join(p, PIPELINE_MANIFEST_FILE))) return false;
+  const manifest = await readPipelineManifest(p);
+  return Object.prototype.hasOwnProperty.call(manifest.parts, 'text_encoder');
+}
+
+interface Job {
+  readonly images: tf.Tensor4D;
+  readonly summary: string;
+  readonly cols: number;
+}
+
+async function sampleText(args: SampleArgs): Promise<Job> {
+  if (args.label !== undefined) throw new Error('--label is for class-conditional pipelines; this one is text-to-image: use --prompt');
+  const pipeline = await loadTextToImagePipeline(args.pipeline);
+  try {
+    const d: PipelineSamplingDefaults = pipeline.defaults;
+    const prompts = args.prompt !== undefined && args.prompt.length > 0 ? args.prompt : d.prompts;
+    if (prompts === undefined) throw new Error('this pipeline is text-to-image: give --prompt "..." (repeat it for several rows)');
+    const all = prompts.flatMap((p) => Array.from({ length: args.n }, () => p));
+    const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? TEXT_GENERATE_DEFAULTS.sampler;
+    const steps = args.steps ?? d.steps ?? TEXT_GENERATE_DEFAULTS.steps;
+    const guidance = args.guidance ?? d.guidance ?? TEXT_GENERATE_DEFAULTS.guidance;
+    const images = await generateFromText(pipeline, {
+      prompts: all, n: all.length, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip),
+      onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+    const rows = prompts.map((p) => `"${p}"`).join(', ');
+    return { images, cols: args.cols ?? args.n, summary: `${all.length} images (${pipeline.space} pipeline; rows: ${rows}), ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
+  } finally {
+    pipeline.dispose();
+  }
+}
+
+async function sampleClasses(args: SampleArgs): Promise<Job> {
+  if (args.prompt !== undefined && args.prompt.length > 0) throw new Error(`--prompt given, but ${args.pipeline} is not a text-to-image pipeline (no text_encoder part): use --label`);
+  const pipeline = await loadPixelPipeline(args.pipeline);
+  try {
+    const labels = parseLabels(args.label, pipeline.config.classNames, args.n);
+    const n = labels === null ? args.n : labels.length;
+    const sampler = (args.sampler as SamplerName | undefined) ?? pipeline.defaults.sampler ?? GENERATE_DEFAULTS.sampler;
+    const steps = args.steps ?? pipeline.defaults.steps ?? GENERATE_DEFAULTS.steps;
+    const guidance = args.guidance ?? pipeline.defaults.guidance ?? GENERATE_DEFAULTS.guidance;
+    const images = await generate(pipeline, { n, labels, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip ?? 'static') });
+    return { images, cols: args.cols ?? (args.label === undefined ? args.n : Math.min(n, 8)), summary: `${n} images, ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
+  } finally {
+    pipeline.dispose();
+  }
+}
+
 export const sampleCommand: CommandModule<object, SampleArgs> = {
   command: 'sample',
-  describe: 'Generate images from a trained pipeline and write a PNG grid (and, with --out-dir, one PNG per image)',
+  describe: 'Generate images from a trained pipeline (text prompts or class labels, as its manifest says) and write a PNG grid (and, with --out-dir, one PNG per image)',
   builder: (y) =>
     withBackendOptions(y)
       .option('pipeline', { type: 'string', default: 'checkpoints/mnist-pixel', describe: 'pipeline folder (pipeline.json) or UNet .safetensors' })
-      .option('label', { type: 'string', describe: 'class id(s) or name(s), comma-separated; default: every class, one row each' })
-      .option('n', { type: 'number', default: 8, describe: 'images (per class when --label is not given)' })
-      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: `default: the pipeline's, else ${GENERATE_DEFAULTS.sampler}` })
-      .option('steps', { type: 'number', describe: `denoiser evaluations (default: the pipeline's, else ${GENERATE_DEFAULTS.steps})` })
-      .option('guidance', { type: 'number', describe: `classifier-free guidance scale, 1 = none (default: the pipeline's, else ${GENERATE_DEFAULTS.guidance})` })
-      .option('clip', { type: 'string', choices: ['static', 'dynamic', 'none'], default: 'static', describe: 'x0 clipping: [-1,1], Imagen dynamic thresholding (p=0.995), or none' })
+      .option('prompt', { type: 'string', array: true, describe: 'text-to-image pipelines: a prompt (repeat for several; one grid row each, --n images per prompt)' })
+      .option('label', { type: 'string', describe: 'class pipelines: class id(s) or name(s), comma-separated; default: every class, one row each' })
+      .option('n', { type: 'number', default: 8, describe: 'images per prompt (per class when --label is not given)' })
+      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: "default: the pipeline's" })
+      .option('steps', { type: 'number', describe: "denoiser evaluations (default: the pipeline's)" })
+      .option('guidance', { type: 'number', describe: "classifier-free guidance scale, 1 = none (default: the pipeline's)" })
+      .option('clip', { type: 'string', choices: ['static', 'dynamic', 'none'], describe: 'x0 clipping: [-1,1], Imagen dynamic thresholding (p=0.995), or none (default: static in pixel space, none in latent space)' })
       .option('seed', { type: 'number', default: 0 })
       .option('out', { type: 'string', default: 'samples.png', describe: 'grid PNG path' })
       .option('out-dir', { type: 'string', describe: 'also write each image as its own PNG here' })
-      .option('cols', { type: 'number', describe: 'grid columns (default: n when sampling every class)' }) as never,
+      .option('cols', { type: 'number', describe: 'grid columns (default: --n)' }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
       const started = Date.now();
-      const pipeline = await loadPixelPipeline(args.pipeline);
+      const job = (await isTextPipeline(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
       try {
-        const labels = parseLabels(args.label, pipeline.config.classNames, args.n);
-        const n = labels === null ? args.n : labels.length;
-        const clip = args.clip === 'static' ? ({ kind: 'static', value: 1 } as const) : args.clip === 'dynamic' ? ({ kind: 'dynamic', percentile: 0.995 } as const) : ({ kind: 'none' } as const);
-        const sampler = (args.sampler as SamplerName | undefined) ?? pipeline.defaults.sampler ?? GENERATE_DEFAULTS.sampler;
-        const steps = args.steps ?? pipeline.defaults.steps ?? GENERATE_DEFAULTS.steps;
-        const guidance = args.guidance ?? pipeline.defaults.guidance ?? GENERATE_DEFAULTS.guidance;
-        const images = await generate(pipeline, { n, labels, sampler, steps, guidance, seed: args.seed, clip });
-        try {
-          fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
-          const cols = args.cols ?? (args.label === undefined ? args.n : Math.min(n, 8));
-          await saveImageGrid(args.out, images, { cols });
-          if (args['out-dir'] !== undefined) {
-            fs.mkdirSync(args['out-dir'], { recursive: true });
-            await saveImages(args['out-dir'], images, 'sample_');
-          }
-        } finally {
-          images.dispose();
+        fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
+        await saveImageGrid(args.out, job.images, { cols: job.cols });
+        if (args['out-dir'] !== undefined) {
+          fs.mkdirSync(args['out-dir'], { recursive: true });
+          await saveImages(args['out-dir'], job.images, 'sample_');
         }
-        const secs = (Date.now() - started) / 1000;
-        process.stdout.write(`wrote ${args.out}: ${n} images, ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed} (${secs.toFixed(1)} s)\n`);
       } finally {
-        pipeline.dispose();
+        job.images.dispose();
       }
+      const secs = (Date.now() - started) / 1000;
+      process.stdout.write(`wrote ${args.out}: ${job.summary} (${secs.toFixed(1)} s)\n`);
     }),
 };

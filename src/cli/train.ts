@@ -1,4 +1,4 @@
-/** `train`: pixel-space diffusion training on a dataset (library: trainPixelDiffusion). */
+/** `train`: diffusion training on a dataset: class / unconditional pixel models (trainPixelDiffusion), text-conditional pixel or latent models (trainTextDiffusion). */
 import * as os from 'os';
 import type { CommandModule } from 'yargs';
 import { DATASET_NAMES, DatasetName } from '../data/load';
@@ -7,6 +7,9 @@ import { SCHEDULE_KINDS, ScheduleKind } from '../schedule/betas';
 import { PREDICTION_TYPES, PredictionType } from '../schedule/parameterization';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { trainPixelDiffusion } from '../pipelines/pixelTraining';
+import { trainTextDiffusion } from '../pipelines/textTraining';
+import { CAPTIONED_DATASETS, isCaptionedDatasetName } from '../data/captioned';
+import { digitPrompts } from '../eval/clipScore';
 import { TRAIN_DEFAULTS } from '../train/trainConfig';
 import { validateWorkers } from '../train/dataParallel';
 import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
@@ -22,6 +25,11 @@ interface TrainArgs extends BackendArgs {
   'attention-res'?: string;
   dropout?: number;
   conditioning: string;
+  'text-encoder'?: string;
+  space: string;
+  autoencoder?: string;
+  attributes: boolean;
+  'grid-prompts'?: string;
   'prediction-type': string;
   schedule: string;
   timesteps: number;
@@ -59,7 +67,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
   describe: 'Train a pixel-space diffusion UNet (label-conditional or unconditional) on a dataset',
   builder: (y) =>
     withBackendOptions(y)
-      .option('dataset', { type: 'string', choices: DATASET_NAMES as unknown as string[], default: 'mnist', describe: 'training data' })
+      .option('dataset', { type: 'string', choices: [...new Set([...DATASET_NAMES, ...CAPTIONED_DATASETS])], default: 'mnist', describe: 'training data (text conditioning: a captioned dataset)' })
       .option('data-dir', { type: 'string', describe: 'folder of the data (cifar10, image-folder; overrides fashion-mnist)' })
       .option('limit', { type: 'number', describe: 'use only the first N training images' })
       .option('model', { type: 'string', choices: UNET_PRESET_NAMES, default: 'small', describe: 'UNet size preset' })
@@ -68,7 +76,12 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('res-blocks', { type: 'number', describe: 'override the preset: ResBlocks per level' })
       .option('attention-res', { type: 'string', describe: 'override the preset: resolutions with self-attention, e.g. 8' })
       .option('dropout', { type: 'number', describe: 'ResBlock dropout' })
-      .option('conditioning', { type: 'string', choices: ['class', 'none'], default: 'class', describe: 'class labels (with a null class for guidance) or none' })
+      .option('conditioning', { type: 'string', choices: ['class', 'text', 'none'], default: 'class', describe: 'class labels (with a null class for guidance), captions through a frozen text encoder (--text-encoder), or none' })
+      .option('text-encoder', { type: 'string', describe: 'text conditioning: a CLIP (train-clip) or text-encoder checkpoint; its text tower is frozen' })
+      .option('space', { type: 'string', choices: ['pixel', 'latent'], default: 'pixel', describe: 'text conditioning: diffuse pixels, or the latents of --autoencoder' })
+      .option('autoencoder', { type: 'string', describe: 'latent space: the autoencoder checkpoint (train-autoencoder; its metadata holds the scale factor)' })
+      .option('attributes', { type: 'boolean', default: false, describe: 'mnist text conditioning: measured thickness / size / slant words in the captions' })
+      .option('grid-prompts', { type: 'string', describe: 'text conditioning: prompts of the sample grids, separated by "|" (default: "a handwritten 0" .. "a handwritten 9" on MNIST data)' })
       .option('prediction-type', { type: 'string', choices: PREDICTION_TYPES as unknown as string[], default: 'epsilon' })
       .option('schedule', { type: 'string', choices: SCHEDULE_KINDS as unknown as string[], default: 'cosine', describe: 'noise schedule' })
       .option('timesteps', { type: 'number', default: 1000, describe: 'diffusion steps T' })
@@ -115,6 +128,61 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         ...(args['attention-res'] !== undefined ? { attentionResolutions: parseIntList('attention-res', args['attention-res']) } : {}),
         ...(args.dropout !== undefined ? { dropout: args.dropout } : {}),
       };
+      const train = {
+        steps: args.steps,
+        batchSize: args.batch,
+        gradAccum: args['grad-accum'],
+        workers,
+        lr: args.lr,
+        warmupSteps: args.warmup,
+        lrDecay: args['lr-decay'] as 'constant' | 'cosine',
+        condDropProb: args['cond-drop'],
+        minSnrGamma: args['min-snr-gamma'] > 0 ? args['min-snr-gamma'] : null,
+        logEvery: args['log-every'],
+        valEvery: args['val-every'],
+        sampleEvery: args['sample-every'],
+        checkpointEvery: args['checkpoint-every'],
+        snapshotEvery: args['snapshot-every'],
+        seed: args.seed,
+      };
+      if (args.conditioning === 'text') {
+        if (args['text-encoder'] === undefined) throw new Error('--conditioning text needs --text-encoder <clip.safetensors> (train one with train-clip)');
+        if (!isCaptionedDatasetName(args.dataset)) throw new Error(`--conditioning text needs a captioned dataset (${CAPTIONED_DATASETS.join(', ')}), got '${args.dataset}'`);
+        if (args.space === 'latent' && args.autoencoder === undefined) throw new Error('--space latent needs --autoencoder <autoencoder.safetensors> (train one with train-autoencoder)');
+        const gridPrompts = args['grid-prompts'] !== undefined
+          ? args['grid-prompts'].split('|').map((p) => p.trim()).filter((p) => p.length > 0)
+          : args.dataset === 'mnist' || args.dataset === 'colored-mnist' ? digitPrompts('a handwritten {n}') : ['a photo'];
+        const result = await trainTextDiffusion({
+          dataset: args.dataset,
+          dataDir: args['data-dir'],
+          limit: args.limit,
+          attributes: args.attributes,
+          textEncoder: args['text-encoder'],
+          space: args.space as 'pixel' | 'latent',
+          autoencoder: args.autoencoder,
+          preset: args.model as UNetPreset,
+          unet,
+          predictionType: args['prediction-type'] as PredictionType,
+          schedule: { kind: args.schedule as ScheduleKind, timesteps: args.timesteps },
+          train,
+          outDir: args.out,
+          resume: args.resume,
+          gridPrompts,
+          gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perPrompt: 8 },
+          onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
+          signal: controller.signal,
+          command: commandLine(),
+          isTTY: process.stderr.isTTY === true,
+          profile: args.profile,
+        });
+        process.off('SIGINT', onSigint);
+        process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out} (sample --pipeline ${args.out} --prompt "...")\n`);
+        return;
+      }
+      if (args['text-encoder'] !== undefined || args.space !== 'pixel' || args.autoencoder !== undefined || args['grid-prompts'] !== undefined || args.attributes) {
+        throw new Error('--text-encoder, --space, --autoencoder, --attributes and --grid-prompts are for --conditioning text');
+      }
+      if (args.dataset === 'colored-mnist') throw new Error('colored-mnist is a captioned dataset: train it with --conditioning text');
       const result = await trainPixelDiffusion({
         dataset: args.dataset as DatasetName,
         dataDir: args['data-dir'],
@@ -124,23 +192,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         conditioning: args.conditioning as 'class' | 'none',
         predictionType: args['prediction-type'] as PredictionType,
         schedule: { kind: args.schedule as ScheduleKind, timesteps: args.timesteps },
-        train: {
-          steps: args.steps,
-          batchSize: args.batch,
-          gradAccum: args['grad-accum'],
-          workers,
-          lr: args.lr,
-          warmupSteps: args.warmup,
-          lrDecay: args['lr-decay'] as 'constant' | 'cosine',
-          condDropProb: args['cond-drop'],
-          minSnrGamma: args['min-snr-gamma'] > 0 ? args['min-snr-gamma'] : null,
-          logEvery: args['log-every'],
-          valEvery: args['val-every'],
-          sampleEvery: args['sample-every'],
-          checkpointEvery: args['checkpoint-every'],
-          snapshotEvery: args['snapshot-every'],
-          seed: args.seed,
-        },
+        train,
         outDir: args.out,
         resume: args.resume,
         gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perClass: 8 },

@@ -44,16 +44,24 @@ export interface PixelPipeline {
   dispose(): void;
 }
 
-/** What a pixel pipeline.json may set under `defaults`. */
+/** What a pipeline.json may set under `defaults`. */
 export interface PipelineSamplingDefaults {
   readonly sampler?: SamplerName;
   readonly steps?: number;
   readonly guidance?: number;
+  /** Text-to-image pipelines: the prompts sampled when none are given. */
+  readonly prompts?: readonly string[];
 }
 
 export function samplingDefaults(raw: Record<string, unknown> | undefined, where: string): PipelineSamplingDefaults {
   if (raw === undefined) return {};
-  const out: { sampler?: SamplerName; steps?: number; guidance?: number } = {};
+  const out: { sampler?: SamplerName; steps?: number; guidance?: number; prompts?: string[] } = {};
+  if (raw.prompts !== undefined) {
+    if (!Array.isArray(raw.prompts) || raw.prompts.length === 0 || raw.prompts.some((p) => typeof p !== 'string')) {
+      throw new Error(`${where}: defaults.prompts must be a non-empty list of strings, got ${JSON.stringify(raw.prompts)}`);
+    }
+    out.prompts = raw.prompts as string[];
+  }
   if (raw.sampler !== undefined) {
     if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.sampler)) throw new Error(`${where}: defaults.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.sampler)}`);
     out.sampler = raw.sampler as SamplerName;
