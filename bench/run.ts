@@ -9,6 +9,9 @@
  *      importable, and the ratios ours / PyTorch;
  *   5. the library's trainer end to end on MNIST at 1 thread, all threads, all workers.
  *   --memory: instead, RSS and live tensors over 1000 steps of a tiny model.
+ *   --latent: instead, latent vs pixel text-to-image diffusion at equal UNet
+ *      width: trainer images/s (text conditioning, every core as workers) and
+ *      sampling time of 16 images (DPM-Solver++ 20 steps, guidance 3).
  *
  * Nothing else should run on the machine meanwhile.
  */
@@ -63,18 +66,68 @@ function runUNetBench(threads: number, extra: string[], steps: number, warmup: n
   return lastJsonLine<UNetBenchResult>(r.stdout);
 }
 
-/** Images/s of `tfjs-diffusion train` over the second half of a short run (metrics logged every steps/2). */
-function runTrainer(flags: string[], steps: number): number {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-trainer-'));
+/**
+ * Images/s of `tfjs-diffusion train` over the second half of a short run (metrics logged every steps/2).
+ * The run folder is kept in `outDir` when given (e.g. to time sampling from it), else a temporary one.
+ */
+function runTrainer(flags: string[], steps: number, options: { batch?: number; outDir?: string } = {}): number {
+  const out = options.outDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-trainer-'));
   const half = Math.max(1, Math.floor(steps / 2));
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'tfjs-diffusion.js'), 'train', '--backend', 'wasm', '--dataset', 'mnist', '--model', 'small',
-    '--steps', String(2 * half), '--batch', '32', '--log-every', String(half), '--val-every', '0', '--sample-every', '0', '--grid-steps', '1',
+    '--steps', String(2 * half), '--batch', String(options.batch ?? 32), '--log-every', String(half), '--val-every', '0', '--sample-every', '0', '--grid-steps', '1',
     '--checkpoint-every', String(10 * steps), '--out', out, ...flags], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) throw new Error(`train ${flags.join(' ')} failed:\n${r.stderr}`);
   const rows = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; imagesPerSec: number });
   const last = rows.find((row) => row.step === 2 * half);
   if (last === undefined) throw new Error(`train ${flags.join(' ')}: no metrics row at step ${2 * half}`);
   return last.imagesPerSec;
+}
+
+interface TextSampleResult {
+  space: string;
+  params: number;
+  n: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+function runTextSampleBench(pipeline: string, threads: number): TextSampleResult {
+  const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, 'textSampleBench.ts'), '--pipeline', pipeline, '--threads', String(threads)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) throw new Error(`textSampleBench ${pipeline} failed:\n${r.stderr}`);
+  return lastJsonLine<TextSampleResult>(r.stdout);
+}
+
+/** Latent vs pixel text-to-image diffusion at equal UNet width ('small': 32-64-64), trainer and sampler. */
+function latentVsPixel(say: (l?: string) => void, opts: { textEncoder: string; autoencoder: string; steps: number; cores: number }): void {
+  const batch = 64;
+  const spaces = [
+    { space: 'pixel', label: 'pixel 32x32x1', flags: ['--space', 'pixel', '--attention-res', '8'] },
+    { space: 'latent', label: 'latent 8x8x4', flags: ['--space', 'latent', '--autoencoder', opts.autoencoder, '--attention-res', '8,4'] },
+  ];
+  say(`### Latent vs pixel text-to-image diffusion (MNIST captions with attributes, frozen CLIP text tower, 'small' UNet widths 32-64-64, v-prediction)`);
+  say('');
+  say(`Training: \`tfjs-diffusion train --conditioning text\`, batch ${batch}, ${opts.cores} data-parallel workers, images/s over steps ${opts.steps / 2 + 1}-${opts.steps} ` +
+    '(latents and caption states are computed once before step 1 and not timed). Sampling: 16 images, DPM-Solver++ 20 steps, guidance 3 (batch 32 through the UNet), ' +
+    `wasm ${opts.cores} threads, median of 3 after a warm-up, decoding included.`);
+  say('');
+  say('| space | UNet params | train images/s | 16 images, s | sample images/s |');
+  say('|---|---|---|---|---|');
+  const rows: Array<{ train: number; sample: TextSampleResult }> = [];
+  for (const s of spaces) {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${s.space}-`));
+    const train = runTrainer(['--conditioning', 'text', '--text-encoder', opts.textEncoder, '--attributes', '--limit', '4096', '--prediction-type', 'v',
+      '--workers', String(opts.cores), ...s.flags], opts.steps, { batch, outDir: out });
+    const sample = runTextSampleBench(out, opts.cores);
+    rows.push({ train, sample });
+    say(`| ${s.label} | ${sample.params} | ${f1(train)} | ${f2(sample.seconds)} | ${f1(sample.imagesPerSecond)} |`);
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+  say('');
+  say(`Latent / pixel: training ${f2(rows[1].train / rows[0].train)}x, sampling ${f2(rows[1].sample.imagesPerSecond / rows[0].sample.imagesPerSecond)}x.`);
+  say('');
 }
 
 function torchAvailable(): { ok: true; version: string } | { ok: false; why: string } {
@@ -132,6 +185,10 @@ async function main(): Promise<void> {
     .option('trainer-steps', { type: 'number', default: 16, describe: 'steps of each end-to-end trainer run (the second half is timed)' })
     .option('torch', { type: 'boolean', default: true, describe: 'also run the PyTorch peer when torch is importable' })
     .option('memory', { type: 'boolean', default: false, describe: 'only the memory-flatness run (1000 steps of a tiny model)' })
+    .option('latent', { type: 'boolean', default: false, describe: 'only latent vs pixel text-to-image diffusion (trainer and sampler)' })
+    .option('text-encoder', { type: 'string', default: path.join(ROOT, 'checkpoints', 'mnist-clip', 'clip.safetensors'), describe: '--latent: the CLIP whose text tower conditions both models' })
+    .option('autoencoder', { type: 'string', default: path.join(ROOT, 'checkpoints', 'mnist-autoencoder', 'autoencoder.safetensors'), describe: '--latent: the autoencoder' })
+    .option('latent-steps', { type: 'number', default: 20, describe: '--latent: steps of each trainer run (the second half is timed)' })
     .option('out', { type: 'string', default: path.join(ROOT, 'BENCHMARKS.md') })
     .strict()
     .parseAsync();
@@ -142,13 +199,15 @@ async function main(): Promise<void> {
     process.stdout.write(l + '\n');
   };
   const load = os.loadavg()[0];
-  say(`## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${args.memory ? ' (memory)' : ''}`);
+  say(`## ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${args.memory ? ' (memory)' : args.latent ? ' (latent vs pixel)' : ''}`);
   say('');
   say(`Command: \`npm run bench${process.argv.length > 2 ? ' -- ' + hideBin(process.argv).join(' ') : ''}\``);
   say(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, ${f1(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ` +
     `@tensorflow/tfjs ${pkgVersion('@tensorflow/tfjs')}, tfjs-backend-wasm ${pkgVersion('@tensorflow/tfjs-backend-wasm')}; 1-min load average at start ${f2(load)}`);
   say('');
-  if (args.memory) {
+  if (args.latent) {
+    latentVsPixel(say, { textEncoder: args['text-encoder'], autoencoder: args.autoencoder, steps: args['latent-steps'], cores });
+  } else if (args.memory) {
     const mem: string[] = [];
     await memoryMode(1000, mem);
     mem.forEach((l) => say(l));

@@ -110,7 +110,7 @@ export function checkTextPipelineParts(config: TextUNetCheckpointConfig, text: F
     const [, h, w, z] = autoencoder.latentShape(1);
     const u = config.unet;
     if (u.inChannels !== z || u.outChannels !== z || u.sampleSize !== h || h !== w) {
-      throw new Error(`${where}: the UNet works on [${u.sampleSize}, ${u.sampleSize}, ${u.inChannels}], the autoencoder's latents are [${h}, ${w}, ${z}]`);
+      throw new Error(`${where}: the UNet maps [${u.sampleSize}, ${u.sampleSize}, ${u.inChannels}] to ${u.outChannels} channels, the autoencoder's latents are [${h}, ${w}, ${z}]`);
     }
   }
 }

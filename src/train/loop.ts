@@ -227,9 +227,9 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   const { model, schedule, seed } = ctx;
   const b = batch.x.shape[0];
   const ids = Int32Array.from({ length: b }, (_, i) => first + i);
+  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates); // may throw: nothing made yet
   const t = tf.tensor1d(trainingTimesteps(b, seed, step, first, schedule.timesteps), 'int32');
   const noise = trainingNoise(batch.x.shape, seed, step, first);
-  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates);
   try {
     const dropoutSeed = keyedRng(seed, 'dropout', step, first).int(2 ** 31);
     const { value, grads } = tf.variableGrads(
@@ -257,9 +257,7 @@ function readMetrics(file: string, upToStep: number): MetricsRow[] {
 // ---------------------------------------------------------------- the loop
 
 export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainResult> {
-  const { model, ema, schedule, config: cfg, outDir } = opts;
-  const log = opts.onLog ?? (() => undefined);
-  const T = schedule.timesteps;
+  const { model, schedule, config: cfg, outDir } = opts;
   const micro = cfg.batchSize / cfg.gradAccum;
   const size = model.config.sampleSize;
   if (opts.train.channels !== model.config.inChannels) {
@@ -274,9 +272,43 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const weightsPath = path.join(outDir, WEIGHTS_FILE);
   const metricsPath = path.join(outDir, METRICS_FILE);
 
+  const textStates = opts.textStates ?? null;
+  if (model.config.contextDim !== null && textStates === null) {
+    throw new Error(`the model has cross-attention (contextDim ${model.config.contextDim}): pass textStates (encodeCaptionsCached of the training captions and NULL_PROMPT)`);
+  }
+  if (textStates !== null && !textStates.index.has(NULL_PROMPT)) {
+    throw new Error('textStates must include NULL_PROMPT (the empty prompt): it is the condition of dropped examples');
+  }
+
   const params = model.namedTrainableParameters();
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
+  try {
+    return await runTraining(opts, { params, optimizer, snrWeights, textStates, padTo, statePath, weightsPath, metricsPath, micro });
+  } finally {
+    snrWeights?.dispose();
+    optimizer.dispose();
+  }
+}
+
+interface RunParts {
+  readonly params: ReadonlyArray<[string, tf.Variable]>;
+  readonly optimizer: AdamW;
+  readonly snrWeights: tf.Tensor1D | null;
+  readonly textStates: CaptionStateCache | null;
+  readonly padTo: number | undefined;
+  readonly statePath: string;
+  readonly weightsPath: string;
+  readonly metricsPath: string;
+  readonly micro: number;
+}
+
+/** The body of trainDiffusion once its owned tensors exist (the caller disposes snrWeights and the optimiser). */
+async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promise<TrainResult> {
+  const { model, ema, schedule, config: cfg, outDir } = opts;
+  const log = opts.onLog ?? (() => undefined);
+  const T = schedule.timesteps;
+  const { params, optimizer, snrWeights, textStates, padTo, statePath, weightsPath, metricsPath, micro } = parts;
 
   // ---- init or resume
   let startStep = 0;
@@ -307,13 +339,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
-  const textStates = opts.textStates ?? null;
-  if (model.config.contextDim !== null && textStates === null) {
-    throw new Error(`the model has cross-attention (contextDim ${model.config.contextDim}): pass textStates (encodeCaptionsCached of the training captions and NULL_PROMPT)`);
-  }
-  if (textStates !== null && !textStates.index.has(NULL_PROMPT)) {
-    throw new Error('textStates must include NULL_PROMPT (the empty prompt): it is the condition of dropped examples');
-  }
   const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates };
 
   // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
@@ -503,8 +528,6 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     await workers?.close();
     tf.dispose(pendingLosses);
     lastNorm?.dispose();
-    snrWeights?.dispose();
-    optimizer.dispose();
   }
   progress.done();
 
