@@ -1,67 +1,150 @@
-/** `eval`: FID / KID against the test split and conditional accuracy of a trained pipeline. */
+/**
+ * `eval`: FID / KID against the test split and conditional accuracy of a trained
+ * pipeline. A pipeline folder with a 'text_encoder' part is evaluated from one
+ * prompt per class (plus CLIP score with --eval-clip, attribute agreement with
+ * --attributes); anything else as a class-conditional / unconditional pixel pipeline.
+ */
+import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { DATASET_NAMES, DatasetName } from '../data/load';
+import { DATASET_NAMES, isDatasetName } from '../data/load';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../pipelines/evaluatePixel';
+import {
+  attributeAgreement, AttributeAgreementResult, attributeAgreementTable, evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder,
+  TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
+} from '../pipelines/evaluateText';
+import { loadTextToImagePipeline, TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { samplingDefaults } from '../pipelines/pixelDiffusion';
+import { PIPELINE_MANIFEST_FILE, readPipelineManifest } from '../io/pipeline';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { BackendArgs, commandLine, runWithBackend, withBackendOptions } from './common';
 
 interface EvalArgs extends BackendArgs {
   pipeline: string;
-  dataset: string;
+  dataset?: string;
   'data-dir'?: string;
   n: number;
   'reference-limit'?: number;
-  sampler: string;
-  steps: number;
-  guidance: number;
+  sampler?: string;
+  steps?: number;
+  guidance?: number;
   seed: number;
   features?: string;
   kid: boolean;
   batch: number;
   out?: string;
   grid?: string;
+  'prompt-template'?: string;
+  'eval-clip'?: string;
+  attributes: boolean;
+  'attribute-n': number;
+}
+
+const DATASET_CHOICES: string[] = [...new Set<string>([...DATASET_NAMES, ...TEXT_EVAL_DATASETS])];
+/** Sampling defaults of the class path (text pipelines take their manifest's, then TEXT_GENERATE_DEFAULTS). */
+const PIXEL_SAMPLING = { sampler: 'dpm-solver++' as SamplerName, steps: 20, guidance: 1.5 };
+
+const log = (l: string): void => {
+  process.stderr.write(l + '\n');
+};
+
+async function evalPixel(args: EvalArgs): Promise<void> {
+  const textOnly = [
+    ...(args['prompt-template'] !== undefined ? ['prompt-template'] : []),
+    ...(args['eval-clip'] !== undefined ? ['eval-clip'] : []),
+    ...(args.attributes ? ['attributes'] : []),
+  ];
+  if (textOnly.length > 0) throw new Error(`--${textOnly.join(', --')}: only for text-to-image pipelines (a folder whose ${PIPELINE_MANIFEST_FILE} has a 'text_encoder' part); ${args.pipeline} is not one`);
+  const dataset = args.dataset ?? 'mnist';
+  if (!isDatasetName(dataset)) throw new Error(`--dataset ${dataset}: class pipelines are evaluated against ${DATASET_NAMES.join(', ')}`);
+  const result = await evaluatePixelPipeline({
+    pipeline: args.pipeline,
+    dataset,
+    dataDir: args['data-dir'],
+    n: args.n,
+    referenceLimit: args['reference-limit'],
+    sampler: (args.sampler as SamplerName | undefined) ?? PIXEL_SAMPLING.sampler,
+    steps: args.steps ?? PIXEL_SAMPLING.steps,
+    guidance: args.guidance ?? PIXEL_SAMPLING.guidance,
+    seed: args.seed,
+    features: args.features,
+    kid: args.kid,
+    batchSize: args.batch,
+    gridFile: args.grid,
+    onLog: log,
+  });
+  if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, command: commandLine() }, null, 2) + '\n');
+  for (const note of result.fidNotes) process.stderr.write(`note: ${note}\n`);
+  process.stdout.write(`${EVAL_TABLE_HEADER}\n${evalMarkdownRow(result, commandLine())}\n`);
+}
+
+async function evalText(args: EvalArgs): Promise<void> {
+  const dataset = args.dataset;
+  if (dataset !== undefined && !isTextEvalDataset(dataset)) throw new Error(`--dataset ${dataset}: text pipelines are evaluated against ${TEXT_EVAL_DATASETS.join(', ')}`);
+  const manifest = await readPipelineManifest(args.pipeline);
+  const d = samplingDefaults(manifest.defaults, path.join(args.pipeline, PIPELINE_MANIFEST_FILE));
+  const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? TEXT_GENERATE_DEFAULTS.sampler;
+  const steps = args.steps ?? d.steps ?? TEXT_GENERATE_DEFAULTS.steps;
+  const guidance = args.guidance ?? d.guidance ?? TEXT_GENERATE_DEFAULTS.guidance;
+  const result = await evaluateTextPipeline({
+    pipeline: args.pipeline,
+    dataset,
+    dataDir: args['data-dir'],
+    n: args.n,
+    referenceLimit: args['reference-limit'],
+    sampler,
+    steps,
+    guidance,
+    seed: args.seed,
+    features: args.features,
+    kid: args.kid,
+    batchSize: args.batch,
+    gridFile: args.grid,
+    promptTemplate: args['prompt-template'],
+    evalClip: args['eval-clip'],
+    onLog: log,
+  });
+  let attributes: AttributeAgreementResult | null = null;
+  if (args.attributes) {
+    const pipeline = await loadTextToImagePipeline(args.pipeline, manifest);
+    try {
+      attributes = await attributeAgreement(pipeline, { perPrompt: args['attribute-n'], sampler, steps, guidance, seed: args.seed, batchSize: args.batch, onLog: log });
+    } finally {
+      pipeline.dispose();
+    }
+  }
+  if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, attributes, command: commandLine() }, null, 2) + '\n');
+  for (const note of [...result.fidNotes, ...result.notes]) process.stderr.write(`note: ${note}\n`);
+  process.stdout.write(`${TEXT_EVAL_TABLE_HEADER}\n${textEvalMarkdownRow(result, commandLine())}\n`);
+  if (attributes !== null) process.stdout.write(`\n${attributeAgreementTable(attributes)}\n`);
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
   command: 'eval',
-  describe: 'Generate n images and report FID / KID vs the test split and the conditional accuracy (JSON + a Markdown row)',
+  describe: 'Generate n images and report FID / KID vs the test split, the conditional accuracy and (text pipelines) the CLIP score (JSON + a Markdown row)',
   builder: (y) =>
     withBackendOptions(y)
       .option('pipeline', { type: 'string', default: 'checkpoints/mnist-pixel', describe: 'pipeline folder or UNet .safetensors' })
-      .option('dataset', { type: 'string', choices: DATASET_NAMES as unknown as string[], default: 'mnist', describe: 'reference data (its test split)' })
+      .option('dataset', { type: 'string', choices: DATASET_CHOICES, describe: 'reference data (its test split); default mnist, or the dataset a text pipeline was trained on (colored-mnist: text pipelines only)' })
       .option('data-dir', { type: 'string' })
-      .option('n', { type: 'number', default: 1000, describe: 'images to generate (labels cycle through the classes)' })
+      .option('n', { type: 'number', default: 1000, describe: 'images to generate (labels / class prompts cycle through the classes)' })
       .option('reference-limit', { type: 'number', describe: 'a seeded random subset of the test split (default: all)' })
-      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: 'dpm-solver++' })
-      .option('steps', { type: 'number', default: 20 })
-      .option('guidance', { type: 'number', default: 1.5 })
+      .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: `default ${PIXEL_SAMPLING.sampler}; text pipelines: their manifest's, else ${TEXT_GENERATE_DEFAULTS.sampler}` })
+      .option('steps', { type: 'number', describe: `default ${PIXEL_SAMPLING.steps}; text pipelines: their manifest's, else ${TEXT_GENERATE_DEFAULTS.steps}` })
+      .option('guidance', { type: 'number', describe: `default ${PIXEL_SAMPLING.guidance}; text pipelines: their manifest's, else ${TEXT_GENERATE_DEFAULTS.guidance}` })
       .option('seed', { type: 'number', default: 0 })
       .option('features', { type: 'string', describe: 'feature extractor (default: the dataset classifier); pixels | inception:<path> | <file>.safetensors' })
       .option('kid', { type: 'boolean', default: true, describe: 'also compute KID (unbiased at small n)' })
       .option('batch', { type: 'number', default: 100, describe: 'images per generation batch' })
       .option('out', { type: 'string', describe: 'write the result as JSON here' })
-      .option('grid', { type: 'string', describe: 'write a grid of the first batch here' }) as never,
+      .option('grid', { type: 'string', describe: 'write a grid of the first batch here' })
+      .option('prompt-template', { type: 'string', describe: "text pipelines: one prompt per class, {n} = digit (default 'a handwritten {n}') or {class} (default 'a photo of {class}')" })
+      .option('eval-clip', { type: 'string', describe: 'text pipelines: a CLIP checkpoint (clip.safetensors) to score each image against its prompt' })
+      .option('attributes', { type: 'boolean', default: false, describe: "MNIST text pipelines: also measure whether 'a thick / thin / small / large {n}' gives what it asks" })
+      .option('attribute-n', { type: 'number', default: 10, describe: 'images per attribute prompt (word x digit) for --attributes' }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
-      const result = await evaluatePixelPipeline({
-        pipeline: args.pipeline,
-        dataset: args.dataset as DatasetName,
-        dataDir: args['data-dir'],
-        n: args.n,
-        referenceLimit: args['reference-limit'],
-        sampler: args.sampler as SamplerName,
-        steps: args.steps,
-        guidance: args.guidance,
-        seed: args.seed,
-        features: args.features,
-        kid: args.kid,
-        batchSize: args.batch,
-        gridFile: args.grid,
-        onLog: (l) => process.stderr.write(l + '\n'),
-      });
-      if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, command: commandLine() }, null, 2) + '\n');
-      for (const note of result.fidNotes) process.stderr.write(`note: ${note}\n`);
-      process.stdout.write(`${EVAL_TABLE_HEADER}\n${evalMarkdownRow(result, commandLine())}\n`);
+      if (await isTextPipelineFolder(args.pipeline)) await evalText(args);
+      else await evalPixel(args);
     }),
 };
