@@ -4,6 +4,14 @@
  * sampling defaults; then checks that the shipped file draws what the run draws.
  *
  *   npx tsx examples/ship-pipeline.ts --run runs/mnist-pixel --out checkpoints/mnist-pixel --sampler ddpm --steps 50
+ *
+ * A text-to-image run (its pipeline.json has a text_encoder part) ships all its
+ * parts: the UNet, the frozen text encoder and, latent, the autoencoder, with
+ * the manifest's default prompts (--prompt, repeatable); --unet picks another
+ * UNet file of the run (e.g. an EMA snapshot) instead of model.safetensors:
+ *
+ *   npx tsx examples/ship-pipeline.ts --run runs/mnist-latent --out checkpoints/mnist-latent --storage float16 \
+ *       --sampler dpm-solver++ --steps 20 --guidance 3 --prompt "a handwritten 7" --prompt "a thick 3"
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,8 +20,11 @@ import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { loadPixelPipeline, generate } from '../src/pipelines/pixelDiffusion';
-import { readModelConfig, saveModelWeights } from '../src/train/checkpoint';
-import { writePipelineManifest } from '../src/io/pipeline';
+import { loadModelWeights, readModelConfig, saveModelWeights } from '../src/train/checkpoint';
+import { readPipelineManifest, writePipelineManifest, pipelinePartPath, PipelinePart } from '../src/io/pipeline';
+import { generateFromText, loadTextToImagePipeline } from '../src/pipelines/textToImage';
+import { loadTextEncoder, saveTextEncoder } from '../src/pipelines/textConditioning';
+import { loadAutoencoder } from '../src/train/autoencoderTraining';
 import { WEIGHTS_FILE } from '../src/train/loop';
 
 async function main(): Promise<void> {
@@ -24,11 +35,21 @@ async function main(): Promise<void> {
     .option('steps', { type: 'number', default: 50, describe: 'default sampler steps written to the manifest' })
     .option('storage', { type: 'string', choices: ['float32', 'float16'], default: 'float32', describe: 'weight storage (float16 halves the file)' })
     .option('guidance', { type: 'number', default: 1.5, describe: 'default guidance written to the manifest' })
+    .option('prompt', { type: 'string', array: true, describe: 'text pipelines: default prompts written to the manifest' })
+    .option('unet', { type: 'string', describe: 'text pipelines: ship this UNet file of the run instead of model.safetensors (e.g. snapshots/step_000500.safetensors)' })
     .option('backend', { type: 'string', default: 'auto' })
     .strict()
     .parseAsync();
   await initBackend(args.backend as BackendChoice, { onLog: (l) => process.stderr.write(l + '\n') });
   try {
+    const runManifest = fs.existsSync(path.join(args.run, 'pipeline.json')) ? await readPipelineManifest(args.run) : null;
+    if (runManifest !== null && Object.prototype.hasOwnProperty.call(runManifest.parts, 'text_encoder')) {
+      await shipTextPipeline(args.run, args.out, {
+        storage: args.storage as 'float32' | 'float16', sampler: args.sampler, steps: args.steps, guidance: args.guidance,
+        prompts: args.prompt ?? [], unet: args.unet,
+      });
+      return;
+    }
     const source = path.join(args.run, WEIGHTS_FILE);
     const info = await readModelConfig(source);
     const pipe = await loadPixelPipeline(source);
@@ -64,6 +85,64 @@ async function main(): Promise<void> {
   } finally {
     shutdownBackend();
   }
+}
+
+interface TextShipOptions {
+  readonly storage: 'float32' | 'float16';
+  readonly sampler: string;
+  readonly steps: number;
+  readonly guidance: number;
+  readonly prompts: readonly string[];
+  readonly unet?: string;
+}
+
+/** Ships every part of a text-to-image run folder and checks the shipped pipeline draws what the run draws. */
+async function shipTextPipeline(run: string, out: string, o: TextShipOptions): Promise<void> {
+  const runManifest = await readPipelineManifest(run);
+  const unetSource = o.unet !== undefined ? path.resolve(run, o.unet) : pipelinePartPath(run, runManifest, 'unet');
+  fs.mkdirSync(out, { recursive: true });
+  const parts: Record<string, PipelinePart> = {};
+  // UNet: rebuilt from its own config and saved with the chosen storage.
+  const info = await readModelConfig(unetSource);
+  const reference = await loadTextToImagePipeline(run);
+  await loadModelWeights(unetSource, reference.unet, { expectKind: 'unet' }); // the run's own UNet, or the chosen snapshot
+  await saveModelWeights(path.join(out, 'unet.safetensors'), reference.unet, {
+    kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage: o.storage,
+  });
+  parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step} steps, ${o.storage}` };
+  const text = await loadTextEncoder(pipelinePartPath(run, runManifest, 'text_encoder'));
+  await saveTextEncoder(path.join(out, 'text_encoder.safetensors'), text, { storage: o.storage, command: (await readModelConfig(text.source)).command ?? undefined });
+  text.dispose();
+  parts.text_encoder = { file: 'text_encoder.safetensors', kind: 'text-encoder', description: `frozen CLIP text tower, ${o.storage}` };
+  if (reference.space === 'latent') {
+    const vaeFile = pipelinePartPath(run, runManifest, 'vae');
+    const vaeInfo = await readModelConfig(vaeFile);
+    const vae = await loadAutoencoder(vaeFile);
+    await saveModelWeights(path.join(out, 'autoencoder.safetensors'), vae.model, {
+      kind: 'autoencoder', config: vaeInfo.config, step: vaeInfo.step ?? undefined, seed: vaeInfo.seed ?? undefined, command: vaeInfo.command ?? undefined, storage: o.storage,
+    });
+    vae.model.dispose();
+    parts.vae = { file: 'autoencoder.safetensors', kind: 'autoencoder', description: `frozen KL autoencoder (decoder of the latents), ${o.storage}` };
+  }
+  await writePipelineManifest(out, {
+    design: reference.space,
+    parts,
+    defaults: { sampler: o.sampler, steps: o.steps, guidance: o.guidance, ...(o.prompts.length > 0 ? { prompts: [...o.prompts] } : {}) },
+  });
+  const shipped = await loadTextToImagePipeline(out);
+  const prompts = Array.from({ length: 10 }, (_, d) => `a handwritten ${d}`);
+  const a = await generateFromText(reference, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });
+  const b = await generateFromText(shipped, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });
+  const [maxDiff, meanDiff] = tf.tidy(() => {
+    const d = tf.abs(tf.sub(a, b));
+    return [tf.max(d).dataSync()[0], tf.mean(d).dataSync()[0]];
+  });
+  tf.dispose([a, b]);
+  shipped.dispose();
+  reference.dispose();
+  const size = Object.values(parts).reduce((n, p) => n + fs.statSync(path.join(out, p.file)).size, 0);
+  process.stdout.write(`wrote ${out} (${Object.keys(parts).join(', ')}: ${(size / 1024).toFixed(0)} KB, ${o.storage}, UNet step ${info.step}); ` +
+    `|run - shipped| over 10 samples: max ${maxDiff.toFixed(4)}, mean ${meanDiff.toFixed(5)} (images in [-1, 1])\n`);
 }
 
 main().catch((e: unknown) => {
