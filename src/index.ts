@@ -109,11 +109,14 @@ export { extractSourceFeatures, imageFolderSource, datasetSource } from './eval/
 export { clipScore, zeroShotAccuracy } from './eval/clipScore';
 
 // text
-export { ByteTokenizer } from './models/tokenizer';
-export { TextEncoder, textEncoderConfig, TEXT_ENCODER_DEFAULTS, encodeCaptionsCached } from './models/textEncoder';
+export { ByteTokenizer, learnBpeMerges, tokenizerConfig } from './models/tokenizer';
+export type { TokenizerConfig } from './models/tokenizer';
+export { TextEncoder, textEncoderConfig, TEXT_ENCODER_DEFAULTS, encodeCaptionsCached, CaptionStateCache } from './models/textEncoder';
 export { Clip, clipConfig, CLIP_DEFAULTS } from './models/clip';
-export { trainClip } from './train/clipTraining';
+export { trainClip, trainClipOnDataset, loadClip } from './train/clipTraining';
 export { captionDataset } from './data/captions';
+export { loadCaptionedDataset, CAPTIONED_DATASETS } from './data/captioned';
+export type { CaptionedDatasetName } from './data/captioned';
 export { loadColoredMnist } from './data/coloredMnist';
 
 // autoencoder (the latent-diffusion decoder)
@@ -131,3 +134,13 @@ export type { PixelTrainingOptions } from './pipelines/pixelTraining';
 export { unetDenoiser } from './pipelines/unetDenoiser';
 export { evaluatePixelPipeline } from './pipelines/evaluatePixel';
 export type { PixelEvalResult } from './pipelines/evaluatePixel';
+export { loadTextToImagePipeline, generateFromText, TEXT_GENERATE_DEFAULTS } from './pipelines/textToImage';
+export type { TextToImagePipeline, TextGenerateOptions, TextUNetCheckpointConfig } from './pipelines/textToImage';
+export { trainTextDiffusion } from './pipelines/textTraining';
+export type { TextTrainingOptions } from './pipelines/textTraining';
+export { loadTextEncoder, saveTextEncoder, encodePrompts } from './pipelines/textConditioning';
+export type { FrozenTextEncoder } from './pipelines/textConditioning';
+export { encodeLatentDataset, cachedLatentDataset } from './pipelines/latentData';
+export { evaluateTextPipeline, attributeAgreement } from './pipelines/evaluateText';
+export type { TextEvalResult } from './pipelines/evaluateText';
+export { NULL_PROMPT } from './train/loop';
