@@ -60,6 +60,7 @@ export interface UNetConfig {
   readonly contextDim: number | null;
   readonly numClasses: number | null;
   readonly addPooledContextToTime: boolean;
+  readonly augLevelEmbedding: boolean;
   readonly predictionType: PredictionType;
   readonly zeroInitOutput: boolean;
 }
@@ -99,6 +100,11 @@ export const UNET_DEFAULTS: Readonly<Omit<UNetConfig, 'outChannels'> & { outChan
   numClasses: null,
   /** Add Linear(masked mean of context) to the time embedding; resolves to false when contextDim is null. */
   addPooledContextToTime: true,
+  /**
+   * Embed a noise-augmentation level s [B] (a timestep index) like the timestep and add it to the
+   * time embedding: the super-resolution stage of a cascade, told how corrupted its low-res input is.
+   */
+  augLevelEmbedding: false,
   /** What the network is trained to predict; stored for samplers, the network is the same. */
   predictionType: 'epsilon',
   /** Zero-initialise conv_out so the untrained model outputs exactly 0. */
@@ -173,6 +179,7 @@ export function unetConfig(partial: UNetConfigInput = {}): UNetConfig {
   if (!PREDICTION_TYPES.includes(m.predictionType)) {
     throw new Error(`unetConfig: predictionType must be one of ${PREDICTION_TYPES.join(', ')}, got ${JSON.stringify(m.predictionType)}`);
   }
+  if (typeof m.augLevelEmbedding !== 'boolean') throw new Error(`unetConfig: augLevelEmbedding must be a boolean, got ${JSON.stringify(m.augLevelEmbedding)}`);
   if (typeof m.zeroInitOutput !== 'boolean') throw new Error(`unetConfig: zeroInitOutput must be a boolean, got ${JSON.stringify(m.zeroInitOutput)}`);
   return {
     ...m,
@@ -197,6 +204,8 @@ export interface UNetInputs {
   readonly contextMask?: tf.Tensor2D | null;
   /** Class ids [B] int32 in [0, numClasses]; numClasses is the null class. Required iff the model has numClasses. */
   readonly classLabels?: tf.Tensor1D | null;
+  /** Noise-augmentation levels [B] (timestep indices, float32 or int32); required iff config.augLevelEmbedding. */
+  readonly augLevels?: tf.Tensor1D | null;
   /**
    * Read classLabels back to check their range (default true). Samplers and the trainer,
    * which build labels from values they validated in JS, pass false: no read-back per step.
@@ -216,6 +225,7 @@ export class UNet extends Module {
   private readonly tembMlp: TimeEmbeddingMlp;
   private readonly classEmb: Embedding | null;
   private readonly contextTimeProj: Linear | null;
+  private readonly augTembMlp: TimeEmbeddingMlp | null;
   private readonly convIn: Conv2d;
   private readonly downLayers: DownLayer[] = [];
   private readonly midLayers: [ResBlock, AttnBlock, ResBlock];
@@ -287,6 +297,7 @@ export class UNet extends Module {
       contextDim !== null && cfg.addPooledContextToTime
         ? this.addChild('context_time_proj', new Linear({ inFeatures: contextDim, outFeatures: tembDim, rng }))
         : null;
+    this.augTembMlp = cfg.augLevelEmbedding ? this.addChild('aug_temb', new TimeEmbeddingMlp({ inDim: cfg.timeEmbeddingInputDim, dim: tembDim, rng })) : null;
   }
 
   /** The row of class_emb used for "no label" (condition dropout / classifier-free guidance). */
@@ -319,6 +330,9 @@ export class UNet extends Module {
       }
       if (this.contextTimeProj !== null && context !== null) {
         temb = tf.add(temb, this.contextTimeProj.apply(maskedMean(context, mask)) as tf.Tensor2D);
+      }
+      if (this.augTembMlp !== null) {
+        temb = tf.add(temb, this.augTembMlp.apply(timestepEmbedding(args.augLevels as tf.Tensor1D, cfg.timeEmbeddingInputDim)));
       }
       const tembAct = silu(temb) as tf.Tensor2D; // every ResBlock starts with Linear(SiLU(t_emb))
 
@@ -389,6 +403,15 @@ export class UNet extends Module {
       }
     }
 
+    const aug = args.augLevels ?? null;
+    if (!cfg.augLevelEmbedding) {
+      if (aug !== null) throw new Error('UNet.apply: augLevels given, but this model has no augmentation-level embedding (augLevelEmbedding is false)');
+    } else {
+      if (aug === null) throw new Error('UNet.apply: this model embeds a noise-augmentation level; pass augLevels [B] (0 = clean low-res input)');
+      if (aug.rank !== 1 || aug.shape[0] !== B) throw new Error(`UNet.apply: augLevels must be [${B}], got shape [${aug.shape}]`);
+      if (aug.dtype !== 'float32' && aug.dtype !== 'int32') throw new Error(`UNet.apply: augLevels must be float32 or int32, got ${aug.dtype}`);
+    }
+
     const labels = args.classLabels ?? null;
     if (cfg.numClasses === null) {
       if (labels !== null) throw new Error('UNet.apply: classLabels given, but this model has no class conditioning (numClasses is null)');
@@ -426,6 +449,7 @@ export class UNet extends Module {
     const parts: string[] = [];
     if (c.contextDim !== null) parts.push(`cross-attention to context [B, L, ${c.contextDim}] (masked)${this.contextTimeProj !== null ? ' + pooled context -> time' : ''}`);
     if (c.numClasses !== null) parts.push(`${c.numClasses} classes + null class -> time`);
+    if (c.augLevelEmbedding) parts.push('noise-augmentation level -> time');
     return parts.length > 0 ? parts.join('; ') : 'none (unconditional)';
   }
 }

@@ -44,6 +44,7 @@ import * as tf from '@tensorflow/tfjs';
 import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
 import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
+import { LowResConfig } from './lowResConditioning';
 import { UNet, UNetConfig } from '../models/unet';
 import { Schedule } from '../schedule/schedule';
 
@@ -71,6 +72,8 @@ export interface DataParallelOptions {
   readonly minSnrGamma: number | null;
   /** Frozen text-encoder states per caption (text-conditional models); shared with the workers once. */
   readonly textStates?: CaptionStateCache;
+  /** Super-resolution stage: the low-res conditioning (train/lowResConditioning.ts). */
+  readonly lowRes?: LowResConfig;
   readonly fault?: WorkerFault;
 }
 
@@ -88,6 +91,7 @@ export interface WorkerInit {
   readonly minSnrGamma: number | null;
   /** The caption-state cache as arrays in SharedArrayBuffers, or null (no text conditioning). */
   readonly textStates: CaptionStateArrays | null;
+  readonly lowRes: LowResConfig | null;
   /** Names of all parameters in weights-buffer order (the replica checks it has the same). */
   readonly weightNames: readonly string[];
   /** Names of the trained parameters in gradient-slot order. */
@@ -230,6 +234,7 @@ export class DataParallel {
         condDropProb: opts.condDropProb,
         minSnrGamma: opts.minSnrGamma,
         textStates,
+        lowRes: opts.lowRes ?? null,
         weightNames: this.weightParams.map(([n]) => n),
         gradNames: this.gradParams.map(([n]) => n),
         weights,

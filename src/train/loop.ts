@@ -40,6 +40,7 @@ import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/ba
 import { ImageDataset } from '../data/dataset';
 import { UNet } from '../models/unet';
 import { CaptionStateCache } from '../models/textEncoder';
+import { LowResConfig, lowResOf, augmentLowRes, trainingAugLevels, augmentationNoise } from './lowResConditioning';
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
@@ -104,6 +105,8 @@ export interface TrainDiffusionOptions {
    * condition-dropout / guidance null), from encodeCaptionsCached. Not owned.
    */
   readonly textStates?: CaptionStateCache;
+  /** A super-resolution stage: the UNet also sees the noise-augmented low-res version of each image (train/lowResConditioning.ts). */
+  readonly lowRes?: LowResConfig;
   /** Tests only: make a data-parallel worker fail at a step (config.workers > 1). */
   readonly workerFault?: WorkerFault;
 }
@@ -184,6 +187,32 @@ function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array, textState
   }
 }
 
+/** A super-resolution stage's extra input: the noise-augmented low-res image [B, S, S, C] and its levels [B]. */
+interface LowResInputs {
+  readonly image: tf.Tensor4D;
+  readonly levels: tf.Tensor1D;
+}
+
+/** The low-res conditioning of examples [first, first + B) of `step` (levels and noise keyed like t), or null. */
+function lowResInputsFor(lowRes: LowResConfig | null, x0: tf.Tensor4D, schedule: Schedule, seed: number, step: number, first: number): LowResInputs | null {
+  if (lowRes === null) return null;
+  return tf.tidy(() => {
+    const levels = tf.tensor1d(trainingAugLevels(x0.shape[0], seed, step, first, lowRes.maxAugLevel), 'int32');
+    const noise = augmentationNoise(x0.shape, seed, step, first);
+    return { image: augmentLowRes(lowResOf(x0, lowRes), levels, noise, schedule), levels };
+  });
+}
+
+/** The UNet's input: x_t, or [x_t, low-res image] on the channel axis for a super-resolution stage. */
+function unetInput(xt: tf.Tensor4D, lowRes: LowResInputs | null): tf.Tensor4D {
+  return lowRes === null ? xt : (tf.concat([xt, lowRes.image], 3) as tf.Tensor4D);
+}
+
+/** The augmentation levels the UNet embeds (only a model with augLevelEmbedding takes them). */
+function augLevelsFor(model: UNet, lowRes: LowResInputs | null): tf.Tensor1D | null {
+  return model.config.augLevelEmbedding && lowRes !== null ? lowRes.levels : null;
+}
+
 /** One micro-batch's loss as a function of the weights (for tf.variableGrads). */
 function microBatchLoss(
   model: UNet,
@@ -192,13 +221,15 @@ function microBatchLoss(
   t: tf.Tensor1D,
   noise: tf.Tensor,
   cond: ConditionInputs,
+  lowRes: LowResInputs | null,
   weights: tf.Tensor1D | null,
   dropoutSeed: number,
 ): tf.Scalar {
   const xt = qSample(x0, t, noise, schedule) as tf.Tensor4D;
   const target = trainingTarget(model.config.predictionType, x0, noise, t, schedule);
   const out = model.apply({
-    x: xt, t, classLabels: cond.classLabels, context: cond.context, contextMask: cond.contextMask, checkLabels: false, training: true, dropoutSeed,
+    x: unetInput(xt, lowRes), t, classLabels: cond.classLabels, context: cond.context, contextMask: cond.contextMask, augLevels: augLevelsFor(model, lowRes),
+    checkLabels: false, training: true, dropoutSeed,
   }); // labels checked in conditionFor
   return diffusionLoss(out, target, t, weights);
 }
@@ -215,6 +246,8 @@ export interface GradientContext {
   readonly snrWeights: tf.Tensor1D | null;
   /** Caption -> frozen text states (text-conditional models), or null. */
   readonly textStates: CaptionStateCache | null;
+  /** Super-resolution stage: how the low-res conditioning image is made from x0; null otherwise. */
+  readonly lowRes: LowResConfig | null;
 }
 
 /**
@@ -230,16 +263,17 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates); // may throw: nothing made yet
   const t = tf.tensor1d(trainingTimesteps(b, seed, step, first, schedule.timesteps), 'int32');
   const noise = trainingNoise(batch.x.shape, seed, step, first);
+  const lowRes = lowResInputsFor(ctx.lowRes, batch.x, schedule, seed, step, first);
   try {
     const dropoutSeed = keyedRng(seed, 'dropout', step, first).int(2 ** 31);
     const { value, grads } = tf.variableGrads(
-      () => microBatchLoss(model, schedule, batch.x, t, noise, cond, ctx.snrWeights, dropoutSeed),
+      () => microBatchLoss(model, schedule, batch.x, t, noise, cond, lowRes, ctx.snrWeights, dropoutSeed),
       ctx.params.map(([, v]) => v),
     );
     const names = new Map(ctx.params.map(([n, v]) => [v.name, n]));
     return { loss: value, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
   } finally {
-    tf.dispose([t, noise]);
+    tf.dispose([t, noise, ...(lowRes === null ? [] : [lowRes.image, lowRes.levels])]);
     disposeCondition(cond);
   }
 }
@@ -260,9 +294,13 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const { model, schedule, config: cfg, outDir } = opts;
   const micro = cfg.batchSize / cfg.gradAccum;
   const size = model.config.sampleSize;
-  if (opts.train.channels !== model.config.inChannels) {
-    throw new Error(`dataset '${opts.train.name}' has ${opts.train.channels} channel(s), the model expects ${model.config.inChannels}`);
+  const lowRes = opts.lowRes ?? null;
+  const inputChannels = lowRes === null ? opts.train.channels : 2 * opts.train.channels; // SR: [x_t, low-res image]
+  if (inputChannels !== model.config.inChannels || opts.train.channels !== model.config.outChannels) {
+    throw new Error(`dataset '${opts.train.name}' has ${opts.train.channels} channel(s): the model must map ${inputChannels} to ${opts.train.channels} ` +
+      `channels${lowRes === null ? '' : ' (x_t and the low-res image in, a super-resolution stage)'}, it maps ${model.config.inChannels} to ${model.config.outChannels}`);
   }
+  if (model.config.augLevelEmbedding && lowRes === null) throw new Error('the model embeds a noise-augmentation level (augLevelEmbedding) but no lowRes config was given: it is a super-resolution stage');
   if (opts.train.height > size || opts.train.width > size) {
     throw new Error(`dataset images are ${opts.train.height}x${opts.train.width}, larger than the model's sampleSize ${size}`);
   }
@@ -284,7 +322,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
   try {
-    return await runTraining(opts, { params, optimizer, snrWeights, textStates, padTo, statePath, weightsPath, metricsPath, micro });
+    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, padTo, statePath, weightsPath, metricsPath, micro });
   } finally {
     snrWeights?.dispose();
     optimizer.dispose();
@@ -296,6 +334,7 @@ interface RunParts {
   readonly optimizer: AdamW;
   readonly snrWeights: tf.Tensor1D | null;
   readonly textStates: CaptionStateCache | null;
+  readonly lowRes: LowResConfig | null;
   readonly padTo: number | undefined;
   readonly statePath: string;
   readonly weightsPath: string;
@@ -308,7 +347,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   const { model, ema, schedule, config: cfg, outDir } = opts;
   const log = opts.onLog ?? (() => undefined);
   const T = schedule.timesteps;
-  const { params, optimizer, snrWeights, textStates, padTo, statePath, weightsPath, metricsPath, micro } = parts;
+  const { params, optimizer, snrWeights, textStates, lowRes, padTo, statePath, weightsPath, metricsPath, micro } = parts;
 
   // ---- init or resume
   let startStep = 0;
@@ -339,7 +378,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
-  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates };
+  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates, lowRes };
 
   // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
   let memory: MemoryEstimate | null = null;
@@ -386,9 +425,10 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
         const noise = trainingNoise(batch.x.shape, cfg.seed, -1, start);
         const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
         const { context, contextMask } = textConditionFor(net, batch, null, textStates);
+        const low = lowResInputsFor(lowRes, batch.x, schedule, cfg.seed, -1, start);
         const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
         const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
-        const out = net.apply({ x: xt, t, classLabels: labels, context, contextMask });
+        const out = net.apply({ x: unetInput(xt, low), t, classLabels: labels, context, contextMask, augLevels: augLevelsFor(net, low) });
         return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
       });
       tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
@@ -428,7 +468,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
     if (cfg.workers > 1) {
       workers = await startDataParallel({
         workers: cfg.workers, model, schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
-        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, fault: opts.workerFault,
+        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, lowRes: lowRes ?? undefined, fault: opts.workerFault,
       });
       log(`data parallel: ${cfg.workers} workers (single-thread wasm each), micro-batch ${micro} split ${workers.sliceSizes(micro).join(' + ')}`);
     }

@@ -121,7 +121,7 @@ describe('trainDiffusion', () => {
     const { model, ema } = makeModels(1);
     const rgb: ImageDataset = { ...tinyDataset(4, 1), channels: 3, images: new Uint8Array(4 * 64 * 3) };
     await expect(trainDiffusion({ model, ema, schedule: makeSchedule(), train: rgb, validation: null, config: BASE, outDir: tmpDir(), resume: false, checkpointConfig: {} }))
-      .rejects.toThrow(/3 channel\(s\), the model expects 1/);
+      .rejects.toThrow(/3 channel\(s\): the model must map 3 to 3 channels, it maps 1 to 1/);
     model.dispose();
     ema.dispose();
   });
