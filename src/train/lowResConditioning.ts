@@ -14,6 +14,10 @@
  * sampling time it is a parameter (Imagen found a small fixed level best).
  * The levels index the diffusion schedule itself (abar_s), so s = 0 is almost
  * clean and s = T - 1 pure noise.
+ *
+ * Noise keys: training draws s and e per (seed, step, example index), like t
+ * and the diffusion noise (independent of batch split and workers); sampling
+ * draws e per (seed, 'cascade-aug', image index), like the sampler's noise.
  */
 import * as tf from '@tensorflow/tfjs';
 import { keyedRng } from '../backend/random';
@@ -43,7 +47,16 @@ export function lowResConfig(partial: Partial<LowResConfig> = {}): LowResConfig 
   if (!Number.isInteger(cfg.factor) || cfg.factor < 2) throw new Error(`lowResConfig: factor must be an integer >= 2, got ${cfg.factor}`);
   if (!Number.isInteger(cfg.maxAugLevel) || cfg.maxAugLevel < 0) throw new Error(`lowResConfig: maxAugLevel must be an integer >= 0, got ${cfg.maxAugLevel}`);
   if (cfg.resize !== 'bilinear' && cfg.resize !== 'nearest') throw new Error(`lowResConfig: resize must be 'bilinear' or 'nearest', got ${JSON.stringify(cfg.resize)}`);
-  return cfg;
+  const unknown = Object.keys(cfg).filter((k) => !(k in LOW_RES_DEFAULTS));
+  if (unknown.length > 0) throw new Error(`lowResConfig: unknown field(s) ${unknown.join(', ')} (known: ${Object.keys(LOW_RES_DEFAULTS).join(', ')})`);
+  return { factor: cfg.factor, maxAugLevel: cfg.maxAugLevel, resize: cfg.resize };
+}
+
+/** Throws unless `level` is a level the stage was trained on: an integer in [0, maxAugLevel]. */
+export function checkAugLevel(level: number, cfg: LowResConfig, where: string): void {
+  if (!Number.isInteger(level) || level < 0 || level > cfg.maxAugLevel) {
+    throw new Error(`${where}: augLevel must be an integer in [0, ${cfg.maxAugLevel}] (the levels the super-resolution stage was trained with), got ${level}`);
+  }
 }
 
 /** x [B, S, S, C] -> [B, S/f, S/f, C], the mean of each f x f block. */
@@ -80,5 +93,13 @@ export function augmentationNoise(shape: [number, number, number, number], seed:
   const per = shape[1] * shape[2] * shape[3];
   const data = new Float32Array(shape[0] * per);
   for (let i = 0; i < shape[0]; i++) keyedRng(seed, 'aug-noise', step, first + i).fillNormal(data.subarray(i * per, (i + 1) * per));
+  return tf.tensor4d(data, shape, 'float32');
+}
+
+/** Noise of the sampling-time augmentation of images [firstIndex, firstIndex + B): keyed by (seed, 'cascade-aug', image index). */
+export function samplingAugmentationNoise(shape: [number, number, number, number], seed: number | string, firstIndex: number): tf.Tensor4D {
+  const per = shape[1] * shape[2] * shape[3];
+  const data = new Float32Array(shape[0] * per);
+  for (let i = 0; i < shape[0]; i++) keyedRng(seed, 'cascade-aug', firstIndex + i).fillNormal(data.subarray(i * per, (i + 1) * per));
   return tf.tensor4d(data, shape, 'float32');
 }
