@@ -1,7 +1,7 @@
 /**
  * `eval`: FID / KID against the test split and conditional accuracy of a trained
- * pipeline. A pipeline folder with a 'text_encoder' part is evaluated from one
- * prompt per class (plus CLIP score with --eval-clip, attribute agreement with
+ * pipeline. A pipeline folder with a 'text_encoder' part (pixel, latent or
+ * cascade design) is evaluated from one prompt per class (plus CLIP score with --eval-clip, attribute agreement with
  * --attributes); anything else as a class-conditional / unconditional pixel pipeline.
  */
 import * as path from 'path';
@@ -10,10 +10,12 @@ import { DATASET_NAMES, isDatasetName } from '../data/load';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../pipelines/evaluatePixel';
 import {
-  attributeAgreement, AttributeAgreementResult, attributeAgreementTable, evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder,
+  attributeAgreementOf, AttributeAgreementResult, attributeAgreementTable, evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder,
   TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
 } from '../pipelines/evaluateText';
-import { loadTextToImagePipeline, TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
+import { loadTextPipeline } from '../pipelines/loadPipeline';
 import { samplingDefaults } from '../pipelines/pixelDiffusion';
 import { PIPELINE_MANIFEST_FILE, readPipelineManifest } from '../io/pipeline';
 import { writeFileAtomic } from '../io/atomicWrite';
@@ -83,9 +85,10 @@ async function evalText(args: EvalArgs): Promise<void> {
   if (dataset !== undefined && !isTextEvalDataset(dataset)) throw new Error(`--dataset ${dataset}: text pipelines are evaluated against ${TEXT_EVAL_DATASETS.join(', ')}`);
   const manifest = await readPipelineManifest(args.pipeline);
   const d = samplingDefaults(manifest.defaults, path.join(args.pipeline, PIPELINE_MANIFEST_FILE));
-  const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? TEXT_GENERATE_DEFAULTS.sampler;
-  const steps = args.steps ?? d.steps ?? TEXT_GENERATE_DEFAULTS.steps;
-  const guidance = args.guidance ?? d.guidance ?? TEXT_GENERATE_DEFAULTS.guidance;
+  const fallback = manifest.design === 'cascade' ? CASCADE_GENERATE_DEFAULTS : TEXT_GENERATE_DEFAULTS;
+  const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? fallback.sampler;
+  const steps = args.steps ?? d.steps ?? fallback.steps;
+  const guidance = args.guidance ?? d.guidance ?? fallback.guidance;
   const result = await evaluateTextPipeline({
     pipeline: args.pipeline,
     dataset,
@@ -106,9 +109,9 @@ async function evalText(args: EvalArgs): Promise<void> {
   });
   let attributes: AttributeAgreementResult | null = null;
   if (args.attributes) {
-    const pipeline = await loadTextToImagePipeline(args.pipeline, manifest);
+    const pipeline = await loadTextPipeline(args.pipeline);
     try {
-      attributes = await attributeAgreement(pipeline, { perPrompt: args['attribute-n'], sampler, steps, guidance, seed: args.seed, batchSize: args.batch, onLog: log });
+      attributes = await attributeAgreementOf(pipeline, { perPrompt: args['attribute-n'], sampler, steps, guidance, seed: args.seed, batchSize: args.batch, onLog: log });
     } finally {
       pipeline.dispose();
     }

@@ -1,7 +1,8 @@
 /**
  * `sample`: images from a trained pipeline, which one decided by its manifest:
- * a text-to-image pipeline (pixel or latent, with a text_encoder part) takes
- * --prompt; a class-conditional pixel pipeline (or a bare UNet .safetensors) --label.
+ * a text-to-image pipeline (pixel or latent with a text_encoder part, or a
+ * cascade) takes --prompt; a class-conditional pixel pipeline (or a bare UNet
+ * .safetensors) --label.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -9,8 +10,10 @@ import type { CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
-import { generate, loadPixelPipeline, GENERATE_DEFAULTS, PipelineSamplingDefaults } from '../pipelines/pixelDiffusion';
-import { generateFromText, loadTextToImagePipeline, TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { generate, loadPixelPipeline, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
+import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
+import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
+import { loadTextPipeline } from '../pipelines/loadPipeline';
 import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
 import { saveImageGrid, saveImages } from '../io/png';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
@@ -73,21 +76,25 @@ interface Job {
 
 async function sampleText(args: SampleArgs): Promise<Job> {
   if (args.label !== undefined) throw new Error('--label is for class-conditional pipelines; this one is text-to-image: use --prompt');
-  const pipeline = await loadTextToImagePipeline(args.pipeline);
+  const pipeline = await loadTextPipeline(args.pipeline);
   try {
-    const d: PipelineSamplingDefaults = pipeline.defaults;
+    const d = pipeline.defaults;
     const prompts = args.prompt !== undefined && args.prompt.length > 0 ? args.prompt : d.prompts;
     if (prompts === undefined) throw new Error('this pipeline is text-to-image: give --prompt "..." (repeat it for several rows)');
     const all = prompts.flatMap((p) => Array.from({ length: args.n }, () => p));
-    const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? TEXT_GENERATE_DEFAULTS.sampler;
-    const steps = args.steps ?? d.steps ?? TEXT_GENERATE_DEFAULTS.steps;
-    const guidance = args.guidance ?? d.guidance ?? TEXT_GENERATE_DEFAULTS.guidance;
-    const images = await generateFromText(pipeline, {
+    const fallback = pipeline.design === 'cascade' ? CASCADE_GENERATE_DEFAULTS : TEXT_GENERATE_DEFAULTS;
+    const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? fallback.sampler;
+    const steps = args.steps ?? d.steps ?? fallback.steps;
+    const guidance = args.guidance ?? d.guidance ?? fallback.guidance;
+    const images = await pipeline.generate({
       prompts: all, n: all.length, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip),
       onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
     });
     const rows = prompts.map((p) => `"${p}"`).join(', ');
-    return { images, cols: args.cols ?? args.n, summary: `${all.length} images (${pipeline.space} pipeline; rows: ${rows}), ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
+    const sr = pipeline.design === 'cascade'
+      ? `; super-resolution ${d.srSampler ?? sampler} ${d.srSteps ?? steps} steps, guidance ${d.srGuidance ?? guidance}, augLevel ${d.augLevel ?? 'default'}`
+      : '';
+    return { images, cols: args.cols ?? args.n, summary: `${all.length} images (${pipeline.design} pipeline; rows: ${rows}), ${sampler} ${steps} steps, guidance ${guidance}${sr}, seed ${args.seed}` };
   } finally {
     pipeline.dispose();
   }
@@ -121,7 +128,7 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
       .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: "default: the pipeline's" })
       .option('steps', { type: 'number', describe: "denoiser evaluations (default: the pipeline's)" })
       .option('guidance', { type: 'number', describe: "classifier-free guidance scale, 1 = none (default: the pipeline's)" })
-      .option('clip', { type: 'string', choices: ['static', 'dynamic', 'none'], describe: 'x0 clipping: [-1,1], Imagen dynamic thresholding (p=0.995), or none (default: static in pixel space, none in latent space)' })
+      .option('clip', { type: 'string', choices: ['static', 'dynamic', 'none'], describe: 'x0 clipping: [-1,1], Imagen dynamic thresholding (p=0.995), or none (default: static in pixel space, none in latent space, dynamic in a cascade)' })
       .option('seed', { type: 'number', default: 0 })
       .option('out', { type: 'string', default: 'samples.png', describe: 'grid PNG path' })
       .option('out-dir', { type: 'string', describe: 'also write each image as its own PNG here' })

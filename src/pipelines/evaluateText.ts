@@ -1,5 +1,5 @@
 /**
- * Evaluates a text-to-image pipeline (pixel or latent design) the way
+ * Evaluates a text-to-image pipeline (pixel, latent or cascade design; loadPipeline.ts) the way
  * evaluatePixel.ts evaluates a class-conditional one: generate n images from
  * one prompt per class (image i gets the prompt of class i mod K), and stream
  * them, batch by batch, through
@@ -39,11 +39,11 @@ import { clipScore, digitPrompts } from '../eval/clipScore';
 import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
 import { saveImageGrid } from '../io/png';
-import { PIPELINE_MANIFEST_FILE, pipelinePartPath, readPipelineManifest } from '../io/pipeline';
+import { PIPELINE_MANIFEST_FILE, readPipelineManifest } from '../io/pipeline';
 import { SamplerName } from '../sample/types';
-import { readModelConfig } from '../train/checkpoint';
 import { PixelEvalResult } from './evaluatePixel';
-import { DiffusionSpace, generateFromText, loadTextToImagePipeline, TextToImagePipeline } from './textToImage';
+import { TextToImagePipeline } from './textToImage';
+import { loadTextPipeline, TextPipeline, TextPipelineDesign, textToImageAsTextPipeline } from './loadPipeline';
 
 // ---------------------------------------------------------------- datasets and prompts
 
@@ -131,8 +131,8 @@ export interface TextEvalOptions {
 }
 
 export interface TextEvalResult extends PixelEvalResult {
-  /** The pipeline's design (= the space its UNet works in). */
-  readonly space: DiffusionSpace;
+  /** The pipeline's design ('pixel' | 'latent': the space its UNet works in; 'cascade'). */
+  readonly space: TextPipelineDesign;
   readonly promptTemplate: string;
   /** Prompt of class k; image i used prompts[i % K]. */
   readonly prompts: readonly string[];
@@ -156,13 +156,12 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
   if (opts.classifier !== undefined && !fs.existsSync(opts.classifier)) throw new Error(`eval: classifier ${opts.classifier} does not exist`);
   const classifiersDir = opts.classifiersDir ?? shippedClassifiersDir();
   const notes: string[] = [];
-  const pipeline = await loadTextToImagePipeline(opts.pipeline);
+  const pipeline = await loadTextPipeline(opts.pipeline);
   let extractor: FeatureExtractor | null = null;
   let classifier: Classifier | null = null;
   let clip: Clip | null = null;
   try {
-    const { config } = pipeline;
-    const trainedOn = config.dataset;
+    const trainedOn = pipeline.dataset;
     if (opts.dataset === undefined && !isTextEvalDataset(trainedOn)) {
       throw new Error(`eval: the pipeline was trained on '${trainedOn}'; give the reference dataset (one of ${TEXT_EVAL_DATASETS.join(', ')})`);
     }
@@ -170,7 +169,7 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
     if (dataset !== trainedOn) notes.push(`the pipeline was trained on '${trainedOn}', evaluated against '${dataset}'`);
     const { template, prompts } = evalPrompts(dataset, opts.promptTemplate);
     const numClasses = prompts.length;
-    const size = { height: config.imageSize, width: config.imageSize, channels: config.imageChannels };
+    const size = { height: pipeline.imageSize, width: pipeline.imageSize, channels: pipeline.imageChannels };
     const test = loadReference(dataset, opts.dataDir);
     if (test.height !== size.height || test.width !== size.width || test.channels !== size.channels) {
       throw new Error(`eval: the pipeline generates ${size.height}x${size.width}x${size.channels} images, the '${dataset}' test split has ${test.height}x${test.width}x${test.channels}`);
@@ -229,7 +228,7 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
           const labels = Array.from({ length: b }, (_, i) => (start + i) % numClasses);
           const batchPrompts = labels.map((k) => prompts[k]);
           const t0 = Date.now();
-          const images = await generateFromText(pipeline, {
+          const images = await pipeline.generate({
             prompts: batchPrompts, n: b, sampler: opts.sampler, steps: opts.steps, guidance: opts.guidance, seed: opts.seed,
             firstIndex: start, batchSize: opts.batchSize, onWarn: (m) => log(`warning: ${m}`),
           });
@@ -270,7 +269,7 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
     const gen = await extractSourceFeatures(generated, extractor, { keepFeatures: opts.kid, batchSize: opts.batchSize });
     const fd = frechetDistance(gen.stats.gaussian(), reference.stats.gaussian());
     const kid = opts.kid && gen.features !== null && reference.features !== null ? await kernelInceptionDistance(gen.features, reference.features) : null;
-    const { step } = await readModelConfig(pipelinePartPath(opts.pipeline, await readPipelineManifest(opts.pipeline), 'unet'));
+    const step = pipeline.trainingStep;
     const clipMean = clipSum / opts.n;
     return {
       pipeline: pipeline.source,
@@ -289,7 +288,7 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
       accuracy: cls === null ? null : correct / opts.n,
       perClassAccuracy: cls === null ? null : Array.from(perClassHits, (h, c) => h / Math.max(1, perClassTotal[c])),
       secondsPerImage: sampleSeconds / opts.n,
-      space: pipeline.space,
+      space: pipeline.design,
       promptTemplate: template,
       prompts,
       clipScore: evalClip === null ? null : { mean: clipMean, std: Math.sqrt(Math.max(0, clipSumSq / opts.n - clipMean * clipMean)), clip: opts.evalClip as string },
@@ -384,15 +383,20 @@ interface GroupMeasurements {
   readonly predicted: Int32Array;
 }
 
+/** attributeAgreementOf for a loaded pixel / latent pipeline. */
 export async function attributeAgreement(pipeline: TextToImagePipeline, opts: AttributeAgreementOptions): Promise<AttributeAgreementResult> {
+  return attributeAgreementOf(textToImageAsTextPipeline(pipeline, null), opts);
+}
+
+/** Attribute agreement of any text pipeline (see the header). Does not dispose the pipeline. */
+export async function attributeAgreementOf(pipeline: TextPipeline, opts: AttributeAgreementOptions): Promise<AttributeAgreementResult> {
   const log = opts.onLog ?? (() => undefined);
   const { perPrompt } = opts;
   if (!Number.isInteger(perPrompt) || perPrompt < 1) throw new Error(`attributeAgreement: perPrompt must be a positive integer, got ${perPrompt}`);
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new Error(`attributeAgreement: batchSize must be a positive integer, got ${opts.batchSize}`);
-  const { config } = pipeline;
-  if (config.dataset !== 'mnist' || config.imageChannels !== 1 || config.imageSize !== 28) {
-    throw new Error(`attributeAgreement: needs an MNIST text pipeline (28x28x1, the caption thresholds' data), got dataset '${config.dataset}', ` +
-      `${config.imageSize}x${config.imageSize}x${config.imageChannels}`);
+  if (pipeline.dataset !== 'mnist' || pipeline.imageChannels !== 1 || pipeline.imageSize !== 28) {
+    throw new Error(`attributeAgreement: needs an MNIST text pipeline (28x28x1, the caption thresholds' data), got dataset '${pipeline.dataset}', ` +
+      `${pipeline.imageSize}x${pipeline.imageSize}x${pipeline.imageChannels}`);
   }
   const thresholds = opts.thresholds ?? MNIST_CAPTION_THRESHOLDS;
   const classifierFile = opts.classifier ?? path.join(shippedClassifiersDir(), 'mnist.safetensors');
@@ -402,7 +406,7 @@ export async function attributeAgreement(pipeline: TextToImagePipeline, opts: At
     if (cc.numClasses !== 10) throw new Error(`attributeAgreement: classifier ${classifierFile} has ${cc.numClasses} classes, expected the 10 digits`);
     const spec = { height: cc.imageSize, width: cc.imageSize, channels: cc.channels, padFrom: cc.padFrom };
     const count = 10 * perPrompt; // image k of a group: digit floor(k / perPrompt), noise index k
-    const side = config.imageSize;
+    const side = pipeline.imageSize;
     const pixels = side * side;
 
     /** Generates and measures one group (one prompt per digit), reading each batch back once. */
@@ -411,7 +415,7 @@ export async function attributeAgreement(pipeline: TextToImagePipeline, opts: At
       for (let start = 0; start < count; start += opts.batchSize) {
         const b = Math.min(opts.batchSize, count - start);
         const digits = Array.from({ length: b }, (_, i) => Math.floor((start + i) / perPrompt));
-        const images = await generateFromText(pipeline, {
+        const images = await pipeline.generate({
           prompts: digits.map(promptOf), n: b, sampler: opts.sampler, steps: opts.steps, guidance: opts.guidance, seed: opts.seed,
           firstIndex: start, batchSize: opts.batchSize, onWarn: (m) => log(`warning: ${m}`),
         });

@@ -13,6 +13,13 @@
  *
  * Classifier-free guidance uses the empty prompt's states as the null
  * condition (the trainer's condition dropout replaces captions with it).
+ *
+ * The config also records the UNet's stage: 'single' (a model of the data at
+ * its size; configs written before stages existed), 'base' (the low-resolution
+ * first model of an Imagen-style cascade: the data padded and block-averaged
+ * by `factor`) or 'super-resolution' (x_t and an upsampled low-res image in;
+ * pipelines/cascade.ts). A base UNet samples like a single one (at its size);
+ * a super-resolution UNet only inside a cascade.
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -22,6 +29,7 @@ import { Autoencoder } from '../models/autoencoder';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { loadModelWeights, readModelConfig } from '../train/checkpoint';
+import { LowResConfig, lowResConfig } from '../train/lowResConditioning';
 import { loadAutoencoder } from '../train/autoencoderTraining';
 import { NULL_PROMPT } from '../train/loop';
 import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
@@ -34,6 +42,23 @@ import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
 import { encodePrompts, FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 
 export type DiffusionSpace = 'pixel' | 'latent';
+
+/** File names of the parts in a text-to-image training run folder (also its pipeline manifest's). */
+export const TEXT_ENCODER_FILE = 'text_encoder.safetensors';
+export const AUTOENCODER_FILE = 'autoencoder.safetensors';
+
+/** Which model of a cascade a UNet is (see the header). */
+export type DiffusionStage =
+  | { readonly kind: 'single' }
+  | { readonly kind: 'base'; /** The data was padded to a power of two and block-averaged by this factor. */ readonly factor: number }
+  | { readonly kind: 'super-resolution'; /** How its conditioning image was made from the data (and the levels it was trained with). */ readonly lowRes: LowResConfig };
+
+export const SINGLE_STAGE: DiffusionStage = { kind: 'single' };
+
+/** The stage of a config (absent: single). */
+export function stageOf(config: Pick<TextUNetCheckpointConfig, 'stage'>): DiffusionStage {
+  return config.stage ?? SINGLE_STAGE;
+}
 
 /** What a text-conditional UNet checkpoint stores as its config. */
 export interface TextUNetCheckpointConfig {
@@ -49,6 +74,11 @@ export interface TextUNetCheckpointConfig {
   readonly latentScaleFactor: number | null;
   /** The frozen text encoder the UNet was trained on (architecture and tokenizer). */
   readonly textEncoder: TextEncoderCheckpointConfig;
+  /**
+   * Single model, or the base / super-resolution stage of a cascade. Absent = single (configs written
+   * before stages existed); textUNetCheckpointConfig always fills it in.
+   */
+  readonly stage?: DiffusionStage;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -72,7 +102,8 @@ export function textUNetCheckpointConfig(raw: unknown, source: string): TextUNet
     throw new Error(`${source}: a latent UNet needs a positive latentScaleFactor, got ${JSON.stringify(factor)}`);
   }
   const imageSize = typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize;
-  const imageChannels = typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.inChannels;
+  const imageChannels = typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.outChannels;
+  const stage = diffusionStage(raw.stage, unet, space, imageChannels, source);
   return {
     unet,
     schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
@@ -82,7 +113,37 @@ export function textUNetCheckpointConfig(raw: unknown, source: string): TextUNet
     space,
     latentScaleFactor: space === 'latent' ? (factor as number) : null,
     textEncoder,
+    stage,
   };
+}
+
+/** Validates a recorded stage against the UNet it belongs to (undefined: a single-stage model). */
+function diffusionStage(raw: unknown, unet: UNetConfig, space: DiffusionSpace, imageChannels: number, source: string): DiffusionStage {
+  if (raw === undefined) {
+    if (unet.augLevelEmbedding) throw new Error(`${source}: the UNet embeds a noise-augmentation level but the config records no super-resolution stage`);
+    return SINGLE_STAGE;
+  }
+  if (!isObject(raw)) throw new Error(`${source}: stage must be an object {kind, ...}, got ${JSON.stringify(raw)}`);
+  const kind = raw.kind;
+  if (kind !== 'single' && kind !== 'base' && kind !== 'super-resolution') {
+    throw new Error(`${source}: stage.kind must be 'single', 'base' or 'super-resolution', got ${JSON.stringify(kind)}`);
+  }
+  if (kind !== 'single' && space !== 'pixel') throw new Error(`${source}: a cascade stage ('${kind}') must work in pixel space, got ${space}`);
+  if (kind !== 'super-resolution') {
+    if (unet.augLevelEmbedding) throw new Error(`${source}: a '${kind}' UNet must not embed a noise-augmentation level (only super-resolution stages do)`);
+    if (kind === 'single') return SINGLE_STAGE;
+    const f = raw.factor;
+    if (typeof f !== 'number' || !Number.isInteger(f) || f < 2) throw new Error(`${source}: a base stage needs an integer factor >= 2, got ${JSON.stringify(f)}`);
+    return { kind, factor: f };
+  }
+  if (!isObject(raw.lowRes)) throw new Error(`${source}: a super-resolution stage needs its lowRes config {factor, maxAugLevel, resize}`);
+  const lowRes = lowResConfig(raw.lowRes as Partial<LowResConfig>);
+  if (unet.inChannels !== 2 * imageChannels || unet.outChannels !== imageChannels || !unet.augLevelEmbedding) {
+    throw new Error(`${source}: a super-resolution UNet must map ${2 * imageChannels} channels (x_t and the low-res image) to ${imageChannels} and embed the ` +
+      `augmentation level; it maps ${unet.inChannels} to ${unet.outChannels}${unet.augLevelEmbedding ? '' : ' without the level embedding'}`);
+  }
+  if (unet.sampleSize % lowRes.factor !== 0) throw new Error(`${source}: sampleSize ${unet.sampleSize} is not divisible by the low-res factor ${lowRes.factor}`);
+  return { kind, lowRes };
 }
 
 export interface TextToImagePipeline {
@@ -110,7 +171,8 @@ export function checkTextPipelineParts(config: TextUNetCheckpointConfig, text: F
     const [, h, w, z] = autoencoder.latentShape(1);
     const u = config.unet;
     if (u.inChannels !== z || u.outChannels !== z || u.sampleSize !== h || h !== w) {
-      throw new Error(`${where}: the UNet maps [${u.sampleSize}, ${u.sampleSize}, ${u.inChannels}] to ${u.outChannels} channels, the autoencoder's latents are [${h}, ${w}, ${z}]`);
+      throw new Error(`${where}: the UNet works on [${u.sampleSize}, ${u.sampleSize}, ${u.inChannels}], the autoencoder's latents are [${h}, ${w}, ${z}]` +
+        (u.outChannels !== u.inChannels ? ` (and it outputs ${u.outChannels} channels)` : ''));
     }
   }
 }
@@ -125,6 +187,9 @@ export async function loadTextToImagePipeline(dir: string, manifest?: PipelineMa
   if (info.kind !== 'unet') throw new Error(`${unetFile}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
   const config = textUNetCheckpointConfig(info.config, unetFile);
   if (config.space !== m.design) throw new Error(`${where}: design '${m.design}' but the UNet was trained in ${config.space} space`);
+  if (stageOf(config).kind === 'super-resolution') {
+    throw new Error(`${unetFile}: a super-resolution stage (it samples from a low-res image): use it as the 'sr' part of a cascade pipeline`);
+  }
   const text = await loadTextEncoder(pipelinePartPath(dir, m, 'text_encoder'));
   let autoencoder: Autoencoder | null = null;
   let unet: UNet | null = null;

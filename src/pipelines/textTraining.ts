@@ -14,19 +14,35 @@
  *      resume, sample grids of fixed prompts;
  *   5. the run folder is itself a pipeline: pipeline.json names model.safetensors
  *      (EMA UNet), text_encoder.safetensors and, latent, autoencoder.safetensors.
+ *
+ * Cascade stages (pipelines/cascade.ts; pixel space only), chosen by `stage`:
+ *   base              the data padded to the next power of two and block-averaged
+ *                     by `factor` (data/resize.ts; MNIST 28 -> 32 -> 16x16); the
+ *                     recorded imageSize is the data's size / factor (14), so its
+ *                     own samples crop as before. The run folder is a pixel pipeline.
+ *   super-resolution  the full-size data; the UNet maps [x_t, z_s] (2C channels)
+ *                     to C and embeds the augmentation level s; the loop makes z_s
+ *                     from each image (train/lowResConditioning.ts). Its sample
+ *                     grids super-resolve fixed test images' low-res versions
+ *                     (augmented at a fixed small level) from their own captions:
+ *                     each row shows the conditioning image, then the samples. The
+ *                     run folder has no pipeline.json: ship it with its base as a
+ *                     cascade (writeCascadePipeline).
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import { ImageDataset } from '../data/dataset';
+import { downsampleDataset } from '../data/resize';
+import { fixedBatch } from '../data/batches';
 import { CaptionedDatasetName, loadCaptionedDataset } from '../data/captioned';
 import { writeCaptionsFile } from '../data/captions';
 import { UNet, unetConfig, UNetConfigInput } from '../models/unet';
 import { UNET_PRESETS, UNetPreset } from '../models/unetPresets';
 import { Autoencoder } from '../models/autoencoder';
 import { encodeCaptionsCached, CaptionStateCache } from '../models/textEncoder';
-import { makeSchedule } from '../schedule/schedule';
+import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { PredictionType } from '../schedule/parameterization';
 import { trainDiffusion, TrainResult, STATE_FILE, WEIGHTS_FILE, MetricsRow, NULL_PROMPT } from '../train/loop';
@@ -34,16 +50,25 @@ import { trainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
 import { loadAutoencoder } from '../train/autoencoderTraining';
 import { TrainConfig } from '../train/trainConfig';
+import { downsampleAverage, LowResConfig, lowResConfig } from '../train/lowResConditioning';
 import { saveImageGrid } from '../io/png';
 import { writePipelineManifest, PipelinePart } from '../io/pipeline';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { SamplerName } from '../sample/types';
 import { cachedLatentDataset } from './latentData';
 import { FrozenTextEncoder, loadTextEncoder, saveTextEncoder } from './textConditioning';
-import { DiffusionSpace, generateFromText, TextToImagePipeline, TextUNetCheckpointConfig, textUNetCheckpointConfig } from './textToImage';
+import {
+  AUTOENCODER_FILE, DiffusionSpace, DiffusionStage, generateFromText, SINGLE_STAGE, stageOf, TEXT_ENCODER_FILE, TextToImagePipeline,
+  TextUNetCheckpointConfig, textUNetCheckpointConfig,
+} from './textToImage';
+import { CASCADE_GENERATE_DEFAULTS, sampledLowResCondition, SuperResolutionStage, superResolve } from './cascade';
 
-export const TEXT_ENCODER_FILE = 'text_encoder.safetensors';
-export const AUTOENCODER_FILE = 'autoencoder.safetensors';
+export { TEXT_ENCODER_FILE, AUTOENCODER_FILE };
+
+/** A cascade stage to train instead of a single model (see the header). */
+export type TrainingStage =
+  | { readonly kind: 'base'; /** Side reduction of the data (2: 32x32 padded MNIST -> 16x16). */ readonly factor: number }
+  | { readonly kind: 'super-resolution'; readonly lowRes: Partial<LowResConfig> };
 
 export interface TextTrainingOptions {
   readonly dataset: CaptionedDatasetName;
@@ -66,7 +91,13 @@ export interface TextTrainingOptions {
   readonly resume: boolean;
   /** Prompts of the periodic sample grids (one row each) and how they are sampled. */
   readonly gridPrompts: readonly string[];
-  readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perPrompt: number };
+  /**
+   * augLevel: super-resolution grids only, the level the test images' low-res versions are augmented at
+   * (default the cascade's default level, or maxAugLevel when that is smaller).
+   */
+  readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perPrompt: number; augLevel?: number };
+  /** Train a cascade stage (default: a single-stage model of the data at its size). */
+  readonly stage?: TrainingStage;
   readonly onLog?: (line: string) => void;
   readonly onMetrics?: (row: MetricsRow) => void;
   readonly signal?: AbortSignal;
@@ -101,6 +132,8 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       log(`no validation split (${(e as Error).message.split('\n')[0]}); validation loss disabled`);
     }
   }
+  const stageOption = opts.stage;
+  if (stageOption !== undefined && opts.space !== 'pixel') throw new Error(`trainTextDiffusion: cascade stages work in pixel space, got space '${opts.space}'`);
   const trainCaptions = pixels.captions as string[];
   writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), trainCaptions);
   log(`${pixels.name}: ${pixels.count} captioned images ${pixels.height}x${pixels.width}x${pixels.channels}, ${new Set(trainCaptions).size} distinct captions, e.g. "${trainCaptions[0]}"`);
@@ -120,6 +153,13 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     let train = pixels;
     let validation = pixelValidation;
     let scaleFactor: number | null = null;
+    if (stageOption?.kind === 'base') {
+      // padded to the size the SR stage works at, then block-averaged: the images the SR stage is conditioned on
+      const padTo = nextPowerOfTwo(Math.max(pixels.height, pixels.width));
+      train = downsampleDataset(pixels, { padTo, factor: stageOption.factor });
+      validation = pixelValidation === null ? null : downsampleDataset(pixelValidation, { padTo, factor: stageOption.factor });
+      log(`base stage: ${pixels.height}x${pixels.width} padded to ${padTo}x${padTo} and reduced by ${stageOption.factor} to ${train.height}x${train.width}`);
+    }
     if (opts.space === 'latent') {
       if (opts.autoencoder === undefined) throw new Error('trainTextDiffusion: latent space needs an autoencoder checkpoint');
       const loaded = await loadAutoencoder(opts.autoencoder);
@@ -143,26 +183,45 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       tf.dispose([...state.tensors.values()]);
       config = textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
       log(`resuming the model saved in ${statePath}; model options on the command line are ignored`);
+      const saved = stageOf(config);
+      const asked = stageOption?.kind ?? 'single';
+      if (saved.kind !== asked || (saved.kind === 'base' && stageOption?.kind === 'base' && saved.factor !== stageOption.factor)) {
+        throw new Error(`${statePath}: the run trains a '${saved.kind}' stage${saved.kind === 'base' ? ` (factor ${saved.factor})` : ''}, ` +
+          `resumed as '${asked}'${stageOption?.kind === 'base' ? ` (factor ${stageOption.factor})` : ''}: resume needs the same stage`);
+      }
     } else {
+      const sr = stageOption?.kind === 'super-resolution';
+      const stage: DiffusionStage = stageOption === undefined
+        ? SINGLE_STAGE
+        : stageOption.kind === 'base' ? { kind: 'base', factor: stageOption.factor } : { kind: 'super-resolution', lowRes: lowResConfig(stageOption.lowRes) };
       const unet = unetConfig({
         ...UNET_PRESETS[opts.preset],
         ...(opts.unet ?? {}),
-        inChannels: train.channels,
+        inChannels: sr ? 2 * train.channels : train.channels, // SR: [x_t, low-res image]
+        outChannels: train.channels,
         sampleSize: nextPowerOfTwo(Math.max(train.height, train.width)),
         contextDim: text.config.text.dim,
         numClasses: null,
+        augLevelEmbedding: sr,
         predictionType: opts.predictionType,
       });
-      config = {
+      // Validated like a loaded checkpoint (stage vs channels, levels, ...).
+      config = textUNetCheckpointConfig({
         unet,
         schedule: scheduleConfig(opts.schedule),
         dataset: opts.dataset,
-        imageSize: pixels.height,
+        imageSize: stageOption?.kind === 'base' ? Math.round(pixels.height / stageOption.factor) : pixels.height,
         imageChannels: pixels.channels,
         space: opts.space,
         latentScaleFactor: scaleFactor,
         textEncoder: text.config,
-      };
+        stage,
+      }, 'trainTextDiffusion');
+    }
+    const stage = stageOf(config);
+    const lowRes = stage.kind === 'super-resolution' ? stage.lowRes : null;
+    if (lowRes !== null && lowRes.maxAugLevel >= config.schedule.timesteps) {
+      throw new Error(`trainTextDiffusion: lowRes.maxAugLevel ${lowRes.maxAugLevel} must be below the schedule's ${config.schedule.timesteps} timesteps`);
     }
     if (JSON.stringify(config.textEncoder) !== JSON.stringify(text.config)) {
       throw new Error(`${opts.textEncoder}: not the text encoder this run was started with (resume needs the same --text-encoder)`);
@@ -185,7 +244,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
 
     const grid = opts.gridSampler;
     const prompts = opts.gridPrompts.flatMap((p) => Array.from({ length: grid.perPrompt }, () => p));
-    const onSample = async (net: UNet, step: number, file: string): Promise<void> => {
+    const onSampleText = async (net: UNet, step: number, file: string): Promise<void> => {
       const pipeline: TextToImagePipeline = {
         space: config.space, unet: net, schedule, config, text, autoencoder, defaults: {}, source: opts.outDir, dispose: () => undefined,
       };
@@ -197,6 +256,9 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
         images.dispose();
       }
     };
+    const onSample = lowRes === null
+      ? onSampleText
+      : superResolutionGrid({ source: pixelValidation ?? pixels, rows: opts.gridPrompts.length, lowRes, config, schedule, text, grid, seed: cfg.seed, log });
 
     const result = await trainDiffusion({
       model,
@@ -215,9 +277,11 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
         space: config.space,
         latentScaleFactor: config.latentScaleFactor,
         textEncoder: config.textEncoder,
+        stage: config.stage,
         attributes: opts.attributes,
       },
       textStates,
+      lowRes: lowRes ?? undefined,
       onSample,
       onLog: log,
       onMetrics: opts.onMetrics,
@@ -226,8 +290,15 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       isTTY: opts.isTTY,
       profile: opts.profile,
     });
+    if (stage.kind === 'super-resolution') {
+      log(`super-resolution stage: ${opts.outDir} has no pipeline.json; ship it with its base stage as a cascade (writeCascadePipeline)`);
+      return { ...result, config };
+    }
     const parts: Record<string, PipelinePart> = {
-      unet: { file: WEIGHTS_FILE, kind: 'unet', description: `text-conditional ${config.space} UNet (EMA), ${config.dataset}, step ${result.endStep}` },
+      unet: {
+        file: WEIGHTS_FILE, kind: 'unet',
+        description: `text-conditional ${config.space} UNet${stage.kind === 'base' ? ` (cascade base stage, ${config.unet.sampleSize}x${config.unet.sampleSize})` : ''} (EMA), ${config.dataset}, step ${result.endStep}`,
+      },
       text_encoder: { file: TEXT_ENCODER_FILE, kind: 'text-encoder', description: `frozen CLIP text tower from ${opts.textEncoder}` },
       ...(config.space === 'latent' ? { vae: { file: AUTOENCODER_FILE, kind: 'autoencoder', description: `frozen autoencoder from ${opts.autoencoder}` } } : {}),
     };
@@ -244,4 +315,76 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     model?.dispose();
     ema?.dispose();
   }
+}
+
+// ---------------------------------------------------------------- super-resolution sample grids
+
+interface SuperResolutionGridOptions {
+  /** Images whose low-res versions are super-resolved (the test split when there is one). */
+  readonly source: ImageDataset;
+  readonly rows: number;
+  readonly lowRes: LowResConfig;
+  readonly config: TextUNetCheckpointConfig;
+  readonly schedule: Schedule;
+  readonly text: FrozenTextEncoder;
+  readonly grid: TextTrainingOptions['gridSampler'];
+  readonly seed: number;
+  readonly log: (line: string) => void;
+}
+
+/**
+ * The sample-grid callback of a super-resolution run: row r is test image r's
+ * conditioning image (its low-res version, upsampled and augmented at a fixed
+ * level), then `perPrompt` samples from it and its own caption.
+ */
+function superResolutionGrid(o: SuperResolutionGridOptions): (net: UNet, step: number, file: string) => Promise<void> {
+  const rows = Math.min(o.rows, o.source.count);
+  const captions = o.source.captions;
+  if (rows < 1 || captions === null) throw new Error(`trainTextDiffusion: the super-resolution grids need captioned images, '${o.source.name}' has ${o.source.count}${captions === null ? ' without captions' : ''}`);
+  const rowCaptions = captions.slice(0, rows);
+  const augLevel = o.grid.augLevel ?? Math.min(CASCADE_GENERATE_DEFAULTS.augLevel, o.lowRes.maxAugLevel);
+  const { perPrompt } = o.grid;
+  const size = o.config.unet.sampleSize;
+  return async (net: UNet, step: number, file: string): Promise<void> => {
+    const stage: SuperResolutionStage = { unet: net, schedule: o.schedule, config: o.config, lowRes: o.lowRes };
+    const batch = fixedBatch(o.source, Array.from({ length: rows }, (_, i) => i), { padTo: size === o.source.height && size === o.source.width ? undefined : size });
+    let z: tf.Tensor4D;
+    try {
+      z = tf.tidy(() => {
+        const low = downsampleAverage(batch.x, o.lowRes.factor);
+        const cond = sampledLowResCondition(stage, low, augLevel, o.seed, 0); // [rows, S, S, C]
+        return tf.gather(cond, Int32Array.from({ length: rows * perPrompt }, (_, k) => Math.floor(k / perPrompt))) as tf.Tensor4D;
+      });
+    } finally {
+      tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+    }
+    let images: tf.Tensor4D;
+    try {
+      const samples = await superResolve(stage, o.text, z, {
+        prompts: rowCaptions.flatMap((c) => Array.from({ length: perPrompt }, () => c)), augLevel, sampler: o.grid.sampler, steps: o.grid.steps,
+        guidance: o.grid.guidance, seed: o.seed, firstIndex: 0, clip: CASCADE_GENERATE_DEFAULTS.clip,
+      });
+      images = tf.tidy(() => {
+        // row r: [conditioning image r, samples r * perPrompt ..], cropped to the data size
+        const all = tf.concat([tf.clipByValue(z, -1, 1), samples], 0);
+        const order = Int32Array.from({ length: rows * (perPrompt + 1) }, (_, k) => {
+          const r = Math.floor(k / (perPrompt + 1));
+          const j = k % (perPrompt + 1);
+          return j === 0 ? r * perPrompt : rows * perPrompt + r * perPrompt + (j - 1);
+        });
+        const grid = tf.gather(all, order) as tf.Tensor4D;
+        const off = Math.floor((size - o.config.imageSize) / 2);
+        return tf.slice(grid, [0, off, off, 0], [grid.shape[0], o.config.imageSize, o.config.imageSize, grid.shape[3]]);
+      });
+      samples.dispose();
+    } finally {
+      z.dispose();
+    }
+    try {
+      await saveImageGrid(file, images, { cols: perPrompt + 1 });
+      o.log(`step ${step}: super-resolution grid ${file} (augLevel ${augLevel}; first column: the conditioning image; rows: ${rowCaptions.map((c) => `"${c}"`).join(', ')})`);
+    } finally {
+      images.dispose();
+    }
+  };
 }
