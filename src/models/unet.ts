@@ -61,6 +61,8 @@ export interface UNetConfig {
   readonly numClasses: number | null;
   readonly addPooledContextToTime: boolean;
   readonly augLevelEmbedding: boolean;
+  readonly imageEmbeddingDim: number | null;
+  readonly imageEmbeddingTokens: number;
   readonly predictionType: PredictionType;
   readonly zeroInitOutput: boolean;
 }
@@ -105,6 +107,14 @@ export const UNET_DEFAULTS: Readonly<Omit<UNetConfig, 'outChannels'> & { outChan
    * time embedding: the super-resolution stage of a cascade, told how corrupted its low-res input is.
    */
   augLevelEmbedding: false,
+  /**
+   * Width E of a CLIP image embedding to condition on (the DALL-E 2 decoder); null = none. It is
+   * projected to imageEmbeddingTokens extra cross-attention tokens of width contextDim (appended to
+   * any text tokens) and added to the time embedding (Ramesh et al. 2022, sec. 2.1).
+   */
+  imageEmbeddingDim: null,
+  /** Extra context tokens made from the image embedding (DALL-E 2 used four). */
+  imageEmbeddingTokens: 4,
   /** What the network is trained to predict; stored for samplers, the network is the same. */
   predictionType: 'epsilon',
   /** Zero-initialise conv_out so the untrained model outputs exactly 0. */
@@ -179,6 +189,11 @@ export function unetConfig(partial: UNetConfigInput = {}): UNetConfig {
   if (!PREDICTION_TYPES.includes(m.predictionType)) {
     throw new Error(`unetConfig: predictionType must be one of ${PREDICTION_TYPES.join(', ')}, got ${JSON.stringify(m.predictionType)}`);
   }
+  if (m.imageEmbeddingDim !== null) {
+    checkInt('imageEmbeddingDim', m.imageEmbeddingDim, 1);
+    if (m.contextDim === null) throw new Error('unetConfig: imageEmbeddingDim needs contextDim (the width of the tokens the image embedding is projected to)');
+  }
+  checkInt('imageEmbeddingTokens', m.imageEmbeddingTokens, 1);
   if (typeof m.augLevelEmbedding !== 'boolean') throw new Error(`unetConfig: augLevelEmbedding must be a boolean, got ${JSON.stringify(m.augLevelEmbedding)}`);
   if (typeof m.zeroInitOutput !== 'boolean') throw new Error(`unetConfig: zeroInitOutput must be a boolean, got ${JSON.stringify(m.zeroInitOutput)}`);
   return {
@@ -206,6 +221,8 @@ export interface UNetInputs {
   readonly classLabels?: tf.Tensor1D | null;
   /** Noise-augmentation levels [B] (timestep indices, float32 or int32); required iff config.augLevelEmbedding. */
   readonly augLevels?: tf.Tensor1D | null;
+  /** CLIP image embeddings [B, imageEmbeddingDim] (zeros = the null condition); required iff config.imageEmbeddingDim. */
+  readonly imageEmbedding?: tf.Tensor2D | null;
   /**
    * Read classLabels back to check their range (default true). Samplers and the trainer,
    * which build labels from values they validated in JS, pass false: no read-back per step.
@@ -226,6 +243,8 @@ export class UNet extends Module {
   private readonly classEmb: Embedding | null;
   private readonly contextTimeProj: Linear | null;
   private readonly augTembMlp: TimeEmbeddingMlp | null;
+  private readonly imageEmbTokens: Linear | null;
+  private readonly imageEmbTime: Linear | null;
   private readonly convIn: Conv2d;
   private readonly downLayers: DownLayer[] = [];
   private readonly midLayers: [ResBlock, AttnBlock, ResBlock];
@@ -298,6 +317,11 @@ export class UNet extends Module {
         ? this.addChild('context_time_proj', new Linear({ inFeatures: contextDim, outFeatures: tembDim, rng }))
         : null;
     this.augTembMlp = cfg.augLevelEmbedding ? this.addChild('aug_temb', new TimeEmbeddingMlp({ inDim: cfg.timeEmbeddingInputDim, dim: tembDim, rng })) : null;
+    const e = cfg.imageEmbeddingDim;
+    this.imageEmbTokens = e !== null && contextDim !== null
+      ? this.addChild('image_emb_tokens', new Linear({ inFeatures: e, outFeatures: cfg.imageEmbeddingTokens * contextDim, rng }))
+      : null;
+    this.imageEmbTime = e !== null ? this.addChild('image_emb_time', new Linear({ inFeatures: e, outFeatures: tembDim, rng })) : null;
   }
 
   /** The row of class_emb used for "no label" (condition dropout / classifier-free guidance). */
@@ -319,8 +343,24 @@ export class UNet extends Module {
     const dropoutRng = (name: string): Rng | null => (useDropout ? keyedRng(args.dropoutSeed as number, 'unet-dropout', name) : null);
 
     return tf.tidy(() => {
-      const mask = args.contextMask != null ? (tf.cast(args.contextMask, 'float32') as tf.Tensor2D) : null; // [B, L]
-      const cross: CrossContext | null = context === null ? null : { tokens: context, mask };
+      let tokens = context; // [B, L, D]
+      let mask = args.contextMask != null ? (tf.cast(args.contextMask, 'float32') as tf.Tensor2D) : null; // [B, L]
+      if (this.imageEmbTokens !== null) {
+        // DALL-E 2 decoder: the image embedding becomes k extra tokens, always attended.
+        const image = args.imageEmbedding as tf.Tensor2D; // [B, E]
+        const b = image.shape[0];
+        const k = cfg.imageEmbeddingTokens;
+        const extra = tf.reshape(this.imageEmbTokens.apply(image), [b, k, cfg.contextDim as number]) as tf.Tensor3D;
+        if (tokens === null) {
+          tokens = extra;
+          mask = null;
+        } else {
+          const textMask = mask ?? (tf.ones([b, tokens.shape[1]]) as tf.Tensor2D);
+          tokens = tf.concat([tokens, extra], 1) as tf.Tensor3D;
+          mask = tf.concat([textMask, tf.ones([b, k])], 1) as tf.Tensor2D;
+        }
+      }
+      const cross: CrossContext | null = tokens === null ? null : { tokens, mask };
 
       // time embedding (+ global conditioning)
       let temb: tf.Tensor2D = this.tembMlp.apply(timestepEmbedding(args.t, cfg.timeEmbeddingInputDim)); // [B, D_t]
@@ -329,8 +369,10 @@ export class UNet extends Module {
         temb = tf.add(temb, this.classEmb.apply(labels, { checkRange: args.checkLabels ?? true }) as tf.Tensor2D);
       }
       if (this.contextTimeProj !== null && context !== null) {
-        temb = tf.add(temb, this.contextTimeProj.apply(maskedMean(context, mask)) as tf.Tensor2D);
+        const textMask = args.contextMask != null ? (tf.cast(args.contextMask, 'float32') as tf.Tensor2D) : null;
+        temb = tf.add(temb, this.contextTimeProj.apply(maskedMean(context, textMask)) as tf.Tensor2D); // the text tokens only
       }
+      if (this.imageEmbTime !== null) temb = tf.add(temb, this.imageEmbTime.apply(args.imageEmbedding as tf.Tensor2D) as tf.Tensor2D);
       if (this.augTembMlp !== null) {
         temb = tf.add(temb, this.augTembMlp.apply(timestepEmbedding(args.augLevels as tf.Tensor1D, cfg.timeEmbeddingInputDim)));
       }
@@ -388,17 +430,28 @@ export class UNet extends Module {
 
     const context = args.context ?? null;
     const mask = args.contextMask ?? null;
+    const image = args.imageEmbedding ?? null;
+    if (cfg.imageEmbeddingDim === null) {
+      if (image !== null) throw new Error('UNet.apply: imageEmbedding given, but this model has no image-embedding conditioning (imageEmbeddingDim is null)');
+    } else {
+      if (image === null) throw new Error(`UNet.apply: this model is conditioned on a CLIP image embedding; pass imageEmbedding [B, ${cfg.imageEmbeddingDim}] (zeros = null)`);
+      if (image.rank !== 2 || image.shape[0] !== B || image.shape[1] !== cfg.imageEmbeddingDim) {
+        throw new Error(`UNet.apply: imageEmbedding must be [${B}, ${cfg.imageEmbeddingDim}], got [${image.shape}]`);
+      }
+    }
     if (cfg.contextDim === null) {
       if (context !== null) throw new Error(`UNet.apply: context [${context.shape}] given, but this model has no cross-attention (contextDim is null)`);
       if (mask !== null) throw new Error('UNet.apply: contextMask given, but this model has no cross-attention (contextDim is null)');
     } else {
-      if (context === null) {
+      if (context === null && cfg.imageEmbeddingDim === null) {
         throw new Error(`UNet.apply: this model cross-attends to a context [B, L, ${cfg.contextDim}]; pass context (an empty-caption encoding for unconditional)`);
       }
-      if (context.rank !== 3 || context.shape[0] !== B || context.shape[2] !== cfg.contextDim || context.shape[1] < 1) {
+      if (context === null) {
+        if (mask !== null) throw new Error('UNet.apply: contextMask given without context');
+      } else if (context.rank !== 3 || context.shape[0] !== B || context.shape[2] !== cfg.contextDim || context.shape[1] < 1) {
         throw new Error(`UNet.apply: context must be [${B}, L, ${cfg.contextDim}] with L >= 1, got [${context.shape}]`);
       }
-      if (mask !== null && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== context.shape[1])) {
+      if (context !== null && mask !== null && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== context.shape[1])) {
         throw new Error(`UNet.apply: contextMask must be [${B}, ${context.shape[1]}] (one entry per context token), got [${mask.shape}]`);
       }
     }
@@ -450,6 +503,7 @@ export class UNet extends Module {
     if (c.contextDim !== null) parts.push(`cross-attention to context [B, L, ${c.contextDim}] (masked)${this.contextTimeProj !== null ? ' + pooled context -> time' : ''}`);
     if (c.numClasses !== null) parts.push(`${c.numClasses} classes + null class -> time`);
     if (c.augLevelEmbedding) parts.push('noise-augmentation level -> time');
+    if (c.imageEmbeddingDim !== null) parts.push(`CLIP image embedding [B, ${c.imageEmbeddingDim}] -> ${c.imageEmbeddingTokens} context tokens + time`);
     return parts.length > 0 ? parts.join('; ') : 'none (unconditional)';
   }
 }

@@ -45,6 +45,7 @@ import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
 import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
 import { LowResConfig } from './lowResConditioning';
+import type { ImageEmbeddingTable } from './loop';
 import { UNet, UNetConfig } from '../models/unet';
 import { Schedule } from '../schedule/schedule';
 
@@ -74,6 +75,8 @@ export interface DataParallelOptions {
   readonly textStates?: CaptionStateCache;
   /** Super-resolution stage: the low-res conditioning (train/lowResConditioning.ts). */
   readonly lowRes?: LowResConfig;
+  /** The DALL-E 2 decoder's image embedding per training image; shared with the workers once. */
+  readonly imageEmbeddings?: ImageEmbeddingTable;
   readonly fault?: WorkerFault;
 }
 
@@ -92,6 +95,8 @@ export interface WorkerInit {
   /** The caption-state cache as arrays in SharedArrayBuffers, or null (no text conditioning). */
   readonly textStates: CaptionStateArrays | null;
   readonly lowRes: LowResConfig | null;
+  /** values in a SharedArrayBuffer, or null. */
+  readonly imageEmbeddings: ImageEmbeddingTable | null;
   /** Names of all parameters in weights-buffer order (the replica checks it has the same). */
   readonly weightNames: readonly string[];
   /** Names of the trained parameters in gradient-slot order. */
@@ -221,6 +226,12 @@ export class DataParallel {
     this.losses = new Float64Array(opts.workers);
     const dataset = sharedDataset(opts.dataset, opts.textStates !== undefined);
     const textStates = opts.textStates === undefined ? null : opts.textStates.toArrays(true);
+    let imageEmbeddings: ImageEmbeddingTable | null = null;
+    if (opts.imageEmbeddings !== undefined) {
+      const values = new Float32Array(new SharedArrayBuffer(opts.imageEmbeddings.values.length * 4));
+      values.set(opts.imageEmbeddings.values);
+      imageEmbeddings = { values, dim: opts.imageEmbeddings.dim };
+    }
     const started: Array<Promise<void>> = [];
     for (let rank = 0; rank < opts.workers; rank++) {
       const init: WorkerInit = {
@@ -235,6 +246,7 @@ export class DataParallel {
         minSnrGamma: opts.minSnrGamma,
         textStates,
         lowRes: opts.lowRes ?? null,
+        imageEmbeddings,
         weightNames: this.weightParams.map(([n]) => n),
         gradNames: this.gradParams.map(([n]) => n),
         weights,

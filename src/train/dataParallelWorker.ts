@@ -31,7 +31,7 @@ async function serve(init: WorkerInit, port: MessagePort): Promise<void> {
     ? null
     : tf.tensor1d(Float32Array.from(minSnrWeights(init.schedule.snr, model.config.predictionType, init.minSnrGamma)));
   const textStates = init.textStates === null ? null : CaptionStateCache.fromArrays(init.textStates);
-  const ctx: GradientContext = { model, schedule: init.schedule, params, seed: init.seed, condDropProb: init.condDropProb, snrWeights, textStates, lowRes: init.lowRes };
+  const ctx: GradientContext = { model, schedule: init.schedule, params, seed: init.seed, condDropProb: init.condDropProb, snrWeights, textStates, lowRes: init.lowRes, imageEmbeddings: init.imageEmbeddings };
 
   const weights = new Float32Array(init.weights);
   const control = new Int32Array(init.control);

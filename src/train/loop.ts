@@ -107,6 +107,10 @@ export interface TrainDiffusionOptions {
   readonly textStates?: CaptionStateCache;
   /** A super-resolution stage: the UNet also sees the noise-augmented low-res version of each image (train/lowResConditioning.ts). */
   readonly lowRes?: LowResConfig;
+  /** The DALL-E 2 decoder: a CLIP image embedding per training image (condition dropout zeroes it). */
+  readonly imageEmbeddings?: ImageEmbeddingTable;
+  /** ... and per validation image (without it the validation loss of such a model is skipped). */
+  readonly validationImageEmbeddings?: ImageEmbeddingTable;
   /** Tests only: make a data-parallel worker fail at a step (config.workers > 1). */
   readonly workerFault?: WorkerFault;
 }
@@ -145,10 +149,34 @@ interface ConditionInputs {
   readonly classLabels: tf.Tensor1D | null;
   readonly context: tf.Tensor3D | null;
   readonly contextMask: tf.Tensor2D | null;
+  readonly imageEmbedding: tf.Tensor2D | null;
 }
 
 function disposeCondition(c: ConditionInputs): void {
-  for (const t of [c.classLabels, c.context, c.contextMask]) t?.dispose();
+  for (const t of [c.classLabels, c.context, c.contextMask, c.imageEmbedding]) t?.dispose();
+}
+
+/**
+ * A fixed CLIP image embedding per dataset image (the DALL-E 2 decoder's
+ * condition), row i = image i: [N, dim] row-major.
+ */
+export interface ImageEmbeddingTable {
+  readonly values: Float32Array;
+  readonly dim: number;
+}
+
+/** The image embeddings of the batch's images, zero rows where dropMask is 1 (DALL-E 2's null condition), or null. */
+function imageEmbeddingFor(model: UNet, batch: Batch, dropMask: Uint8Array | null, table: ImageEmbeddingTable | null): tf.Tensor2D | null {
+  const dim = model.config.imageEmbeddingDim;
+  if (dim === null) return null;
+  if (table === null) throw new Error(`the model is conditioned on CLIP image embeddings (imageEmbeddingDim ${dim}) but no imageEmbeddings table was given`);
+  if (table.dim !== dim) throw new Error(`imageEmbeddings have width ${table.dim}, the model's imageEmbeddingDim is ${dim}`);
+  const out = new Float32Array(batch.indices.length * dim);
+  batch.indices.forEach((idx, i) => {
+    if ((idx + 1) * dim > table.values.length) throw new Error(`imageEmbeddings has no row ${idx} (${table.values.length / dim} rows)`);
+    if (dropMask === null || dropMask[i] !== 1) out.set(table.values.subarray(idx * dim, (idx + 1) * dim), i * dim);
+  });
+  return tf.tensor2d(out, [batch.indices.length, dim]);
 }
 
 /** The text condition of captions (each replaced by NULL_PROMPT where dropMask is 1), looked up in the cache. */
@@ -168,7 +196,13 @@ function textConditionFor(model: UNet, batch: Batch, dropMask: Uint8Array | null
 }
 
 /** The UNet's condition for a micro-batch, with condition dropout applied. */
-function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array, textStates: CaptionStateCache | null): ConditionInputs {
+function conditionFor(
+  model: UNet,
+  batch: Batch,
+  dropMask: Uint8Array,
+  textStates: CaptionStateCache | null,
+  imageEmbeddings: ImageEmbeddingTable | null,
+): ConditionInputs {
   const numClasses = model.config.numClasses;
   let classLabels: tf.Tensor1D | null = null;
   if (numClasses !== null) {
@@ -179,10 +213,12 @@ function conditionFor(model: UNet, batch: Batch, dropMask: Uint8Array, textState
     }
     classLabels = tf.tensor1d(dropLabels(labels, dropMask, numClasses), 'int32');
   }
+  let text: Pick<ConditionInputs, 'context' | 'contextMask'> = { context: null, contextMask: null };
   try {
-    return { classLabels, ...textConditionFor(model, batch, dropMask, textStates) };
+    text = textConditionFor(model, batch, dropMask, textStates);
+    return { classLabels, ...text, imageEmbedding: imageEmbeddingFor(model, batch, dropMask, imageEmbeddings) };
   } catch (e) {
-    classLabels?.dispose();
+    for (const t of [classLabels, text.context, text.contextMask]) t?.dispose();
     throw e;
   }
 }
@@ -228,7 +264,8 @@ function microBatchLoss(
   const xt = qSample(x0, t, noise, schedule) as tf.Tensor4D;
   const target = trainingTarget(model.config.predictionType, x0, noise, t, schedule);
   const out = model.apply({
-    x: unetInput(xt, lowRes), t, classLabels: cond.classLabels, context: cond.context, contextMask: cond.contextMask, augLevels: augLevelsFor(model, lowRes),
+    x: unetInput(xt, lowRes), t, classLabels: cond.classLabels, context: cond.context, contextMask: cond.contextMask, imageEmbedding: cond.imageEmbedding,
+    augLevels: augLevelsFor(model, lowRes),
     checkLabels: false, training: true, dropoutSeed,
   }); // labels checked in conditionFor
   return diffusionLoss(out, target, t, weights);
@@ -248,6 +285,8 @@ export interface GradientContext {
   readonly textStates: CaptionStateCache | null;
   /** Super-resolution stage: how the low-res conditioning image is made from x0; null otherwise. */
   readonly lowRes: LowResConfig | null;
+  /** Image-embedding-conditional models (the DALL-E 2 decoder): one CLIP image embedding per dataset image; null otherwise. */
+  readonly imageEmbeddings: ImageEmbeddingTable | null;
 }
 
 /**
@@ -260,7 +299,7 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   const { model, schedule, seed } = ctx;
   const b = batch.x.shape[0];
   const ids = Int32Array.from({ length: b }, (_, i) => first + i);
-  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates); // may throw: nothing made yet
+  const cond = conditionFor(model, batch, conditionDropMask(seed, step, ids, ctx.condDropProb), ctx.textStates, ctx.imageEmbeddings); // may throw: nothing made yet
   const t = tf.tensor1d(trainingTimesteps(b, seed, step, first, schedule.timesteps), 'int32');
   const noise = trainingNoise(batch.x.shape, seed, step, first);
   const lowRes = lowResInputsFor(ctx.lowRes, batch.x, schedule, seed, step, first);
@@ -300,6 +339,13 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     throw new Error(`dataset '${opts.train.name}' has ${opts.train.channels} channel(s): the model must map ${inputChannels} to ${opts.train.channels} ` +
       `channels${lowRes === null ? '' : ' (x_t and the low-res image in, a super-resolution stage)'}, it maps ${model.config.inChannels} to ${model.config.outChannels}`);
   }
+  const imageEmbeddings = opts.imageEmbeddings ?? null;
+  if (model.config.imageEmbeddingDim !== null) {
+    if (imageEmbeddings === null) throw new Error(`the model is conditioned on CLIP image embeddings (imageEmbeddingDim ${model.config.imageEmbeddingDim}): pass imageEmbeddings (one row per training image)`);
+    if (imageEmbeddings.dim !== model.config.imageEmbeddingDim || imageEmbeddings.values.length !== opts.train.count * imageEmbeddings.dim) {
+      throw new Error(`imageEmbeddings must be [${opts.train.count}, ${model.config.imageEmbeddingDim}] (one row per training image), got ${imageEmbeddings.values.length / imageEmbeddings.dim} rows of ${imageEmbeddings.dim}`);
+    }
+  }
   if (model.config.augLevelEmbedding && lowRes === null) throw new Error('the model embeds a noise-augmentation level (augLevelEmbedding) but no lowRes config was given: it is a super-resolution stage');
   if (opts.train.height > size || opts.train.width > size) {
     throw new Error(`dataset images are ${opts.train.height}x${opts.train.width}, larger than the model's sampleSize ${size}`);
@@ -322,7 +368,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
   try {
-    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, padTo, statePath, weightsPath, metricsPath, micro });
+    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro });
   } finally {
     snrWeights?.dispose();
     optimizer.dispose();
@@ -335,6 +381,7 @@ interface RunParts {
   readonly snrWeights: tf.Tensor1D | null;
   readonly textStates: CaptionStateCache | null;
   readonly lowRes: LowResConfig | null;
+  readonly imageEmbeddings: ImageEmbeddingTable | null;
   readonly padTo: number | undefined;
   readonly statePath: string;
   readonly weightsPath: string;
@@ -347,7 +394,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   const { model, ema, schedule, config: cfg, outDir } = opts;
   const log = opts.onLog ?? (() => undefined);
   const T = schedule.timesteps;
-  const { params, optimizer, snrWeights, textStates, lowRes, padTo, statePath, weightsPath, metricsPath, micro } = parts;
+  const { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro } = parts;
 
   // ---- init or resume
   let startStep = 0;
@@ -378,7 +425,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
-  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates, lowRes };
+  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates, lowRes, imageEmbeddings };
 
   // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
   let memory: MemoryEstimate | null = null;
@@ -412,7 +459,10 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   }
 
   // ---- validation set: fixed examples, stratified timesteps, keyed noise
-  const valCount = opts.validation === null || cfg.valEvery === 0 ? 0 : Math.min(cfg.valSize, opts.validation.count);
+  const validationImageEmbeddings = opts.validationImageEmbeddings ?? null;
+  const needsValidationEmbeddings = model.config.imageEmbeddingDim !== null && validationImageEmbeddings === null;
+  if (needsValidationEmbeddings && opts.validation !== null && cfg.valEvery > 0) log('validation loss disabled: the model needs validationImageEmbeddings for the validation images');
+  const valCount = opts.validation === null || cfg.valEvery === 0 || needsValidationEmbeddings ? 0 : Math.min(cfg.valSize, opts.validation.count);
   const validationLoss = (net: UNet): number => {
     if (opts.validation === null || valCount === 0) return NaN;
     let total = 0;
@@ -425,10 +475,11 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
         const noise = trainingNoise(batch.x.shape, cfg.seed, -1, start);
         const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
         const { context, contextMask } = textConditionFor(net, batch, null, textStates);
+        const imageEmbedding = net.config.imageEmbeddingDim === null ? null : imageEmbeddingFor(net, batch, null, validationImageEmbeddings);
         const low = lowResInputsFor(lowRes, batch.x, schedule, cfg.seed, -1, start);
         const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
         const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
-        const out = net.apply({ x: unetInput(xt, low), t, classLabels: labels, context, contextMask, augLevels: augLevelsFor(net, low) });
+        const out = net.apply({ x: unetInput(xt, low), t, classLabels: labels, context, contextMask, imageEmbedding, augLevels: augLevelsFor(net, low) });
         return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
       });
       tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
@@ -468,7 +519,8 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
     if (cfg.workers > 1) {
       workers = await startDataParallel({
         workers: cfg.workers, model, schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
-        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, lowRes: lowRes ?? undefined, fault: opts.workerFault,
+        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, lowRes: lowRes ?? undefined,
+        imageEmbeddings: imageEmbeddings ?? undefined, fault: opts.workerFault,
       });
       log(`data parallel: ${cfg.workers} workers (single-thread wasm each), micro-batch ${micro} split ${workers.sliceSizes(micro).join(' + ')}`);
     }

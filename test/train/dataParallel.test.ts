@@ -121,7 +121,7 @@ describeMulticore('trainDiffusion with workers: 2', () => {
     const data = tinyDataset(24, 1);
     const indices = Int32Array.from([5, 17, 2, 11, 20]); // split 3 + 2
     const snrWeights = tf.tensor1d(Float32Array.from(minSnrWeights(SCHEDULE.snr, 'epsilon', 5)));
-    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb: 0.5, snrWeights, textStates: null, lowRes: null };
+    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb: 0.5, snrWeights, textStates: null, lowRes: null, imageEmbeddings: null };
     const workers = await startDataParallel({ workers: 2, model, schedule: SCHEDULE, dataset: data, padTo: undefined, seed: 9, condDropProb: 0.5, minSnrGamma: 5 });
     const batch = fixedBatch(data, indices);
     try {

@@ -69,7 +69,7 @@ describe('lossAndGrads with lowRes', () => {
     const model = new UNet(SR_UNET, new Rng('sr'));
     const data = tinyTwoClassDataset(12, 1);
     const batch = fixedBatch(data, [3, 8, 1, 10]);
-    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 5, condDropProb: 0, snrWeights: null, textStates: null, lowRes: LOW_RES };
+    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 5, condDropProb: 0, snrWeights: null, textStates: null, lowRes: LOW_RES, imageEmbeddings: null };
     try {
       const before = tf.memory().numTensors;
       const { loss, grads } = lossAndGrads(ctx, batch, 6, 2);
@@ -152,7 +152,7 @@ describeMulticore('data parallel with lowRes (2 workers)', () => {
     const model = new UNet(SR_UNET, new Rng('grad-check'));
     const data = tinyTwoClassDataset(24, 1);
     const indices = Int32Array.from([5, 17, 2, 11, 20]); // split 3 + 2
-    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb: 0, snrWeights: null, textStates: null, lowRes: LOW_RES };
+    const ctx: GradientContext = { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb: 0, snrWeights: null, textStates: null, lowRes: LOW_RES, imageEmbeddings: null };
     const workers = await startDataParallel({ workers: 2, model, schedule: SCHEDULE, dataset: data, padTo: undefined, seed: 9, condDropProb: 0, minSnrGamma: null, lowRes: LOW_RES });
     const batch = fixedBatch(data, indices);
     try {

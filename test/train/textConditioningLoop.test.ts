@@ -187,7 +187,7 @@ describe('lossAndGrads with text states', () => {
   });
 
   function ctx(condDropProb: number, textStates: CaptionStateCache): GradientContext {
-    return { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb, snrWeights: null, textStates, lowRes: null };
+    return { model, schedule: SCHEDULE, params: model.namedTrainableParameters(), seed: 9, condDropProb, snrWeights: null, textStates, lowRes: null, imageEmbeddings: null };
   }
 
   /** The loss of `indices` of `d` at step 5 (first 0), and its gradients flat. */
