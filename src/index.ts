@@ -144,3 +144,19 @@ export { encodeLatentDataset, cachedLatentDataset } from './pipelines/latentData
 export { evaluateTextPipeline, attributeAgreement } from './pipelines/evaluateText';
 export type { TextEvalResult } from './pipelines/evaluateText';
 export { NULL_PROMPT } from './train/loop';
+export type { ImageEmbeddingTable } from './train/loop';
+export { loadTextPipeline } from './pipelines/loadPipeline';
+export type { TextPipeline, TextPipelineGenerateOptions } from './pipelines/loadPipeline';
+
+// Imagen-style cascade
+export { loadCascadePipeline, generateCascade, writeCascadePipeline, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
+export type { CascadePipeline, CascadeGenerateOptions } from './pipelines/cascade';
+export { lowResConfig, lowResOf, augmentLowRes, LOW_RES_DEFAULTS } from './train/lowResConditioning';
+export type { LowResConfig } from './train/lowResConditioning';
+export { downsampleDataset } from './data/resize';
+
+// DALL-E 2-style prior
+export { DiffusionPrior, priorConfig, PRIOR_DEFAULTS, priorDenoiser, priorCond, priorNullCond, samplePriorEmbeddings } from './models/prior';
+export type { PriorConfig } from './models/prior';
+export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior, loadPrior } from './train/priorTraining';
+export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';

@@ -170,7 +170,13 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       }
       await copyFileAtomic(opts.autoencoder, path.join(opts.outDir, AUTOENCODER_FILE));
       const encode = (d: ImageDataset, file: string): Promise<ImageDataset> =>
-        cachedLatentDataset(path.join(opts.outDir, file), opts.autoencoder as string, autoencoder as Autoencoder, d, { scaleFactor: scaleFactor as number, onLog: log });
+        cachedLatentDataset(path.join(opts.outDir, file), opts.autoencoder as string, autoencoder as Autoencoder, d, {
+          scaleFactor: scaleFactor as number,
+          onLog: log,
+          onProgress: (done, total) => {
+            if (done === total || Math.floor((10 * done) / total) > Math.floor((10 * (done - 128)) / total)) log(`latents: encoding ${file}: ${done}/${total}`);
+          },
+        });
       train = await encode(pixels, 'latents-train.safetensors');
       validation = pixelValidation === null ? null : await encode(pixelValidation, 'latents-test.safetensors');
     }
