@@ -105,7 +105,7 @@ function latentVsPixel(say: (l?: string) => void, opts: { textEncoder: string; a
   const batch = 64;
   const spaces = [
     { space: 'pixel', label: 'pixel 32x32x1', flags: ['--space', 'pixel', '--attention-res', '8'] },
-    { space: 'latent', label: 'latent 8x8x4', flags: ['--space', 'latent', '--autoencoder', opts.autoencoder, '--attention-res', '8,4'] },
+    { space: 'latent', label: 'latent 8x8x4', flags: ['--space', 'latent', '--autoencoder', opts.autoencoder, '--attention-res', '4'] },
   ];
   say(`### Latent vs pixel text-to-image diffusion (MNIST captions with attributes, frozen CLIP text tower, 'small' UNet widths 32-64-64, v-prediction)`);
   say('');
