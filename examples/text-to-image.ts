@@ -73,6 +73,8 @@ export async function runTextToImageExample(example: TextToImageExample): Promis
     .option('steps', { type: 'number', default: HYPERPARAMETERS.steps })
     .option('batch', { type: 'number', default: HYPERPARAMETERS.batchSize })
     .option('out', { type: 'string', default: example.out })
+    .option('lr-decay', { type: 'string', choices: ['cosine', 'constant'], default: 'cosine' })
+    .option('time-budget', { type: 'number', describe: 'stop after this many minutes of training (use with --lr-decay constant)' })
     .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of resuming' })
     .strict()
     .parseAsync();
@@ -97,6 +99,8 @@ export async function runTextToImageExample(example: TextToImageExample): Promis
         batchSize: args.batch,
         lr: HYPERPARAMETERS.lr,
         warmupSteps: Math.min(HYPERPARAMETERS.warmupSteps, Math.floor(args.steps / 10)),
+        lrDecay: args['lr-decay'] as 'cosine' | 'constant',
+        timeBudgetMinutes: args['time-budget'] ?? null,
         condDropProb: HYPERPARAMETERS.condDropProb,
         minSnrGamma: HYPERPARAMETERS.minSnrGamma,
         seed: HYPERPARAMETERS.seed,

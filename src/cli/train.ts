@@ -49,6 +49,7 @@ interface TrainArgs extends BackendArgs {
   'sample-every': number;
   'checkpoint-every': number;
   'snapshot-every': number;
+  'time-budget'?: number;
   'grid-sampler': string;
   'grid-steps': number;
   'grid-guidance': number;
@@ -104,6 +105,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('val-every', { type: 'number', default: TRAIN_DEFAULTS.valEvery, describe: 'validation loss every N steps (0 = never)' })
       .option('sample-every', { type: 'number', default: TRAIN_DEFAULTS.sampleEvery, describe: 'sample grid every N steps (0 = at the end only)' })
       .option('checkpoint-every', { type: 'number', default: TRAIN_DEFAULTS.checkpointEvery })
+      .option('time-budget', { type: 'number', describe: 'stop (with a checkpoint) once the run has trained this many minutes (wall time over all sessions); pair with --lr-decay constant' })
       .option('snapshot-every', { type: 'number', default: TRAIN_DEFAULTS.snapshotEvery, describe: 'keep float16 EMA weights every N steps in <out>/snapshots (0 = never)' })
       .option('grid-sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], default: 'dpm-solver++' })
       .option('grid-steps', { type: 'number', default: 20 })
@@ -143,6 +145,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         sampleEvery: args['sample-every'],
         checkpointEvery: args['checkpoint-every'],
         snapshotEvery: args['snapshot-every'],
+        timeBudgetMinutes: args['time-budget'] ?? null,
         seed: args.seed,
       };
       if (args.conditioning === 'text') {

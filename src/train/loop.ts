@@ -563,7 +563,8 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
       step += 1;
       windowImages += cfg.batchSize;
 
-      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
+      const budgetReached = cfg.timeBudgetMinutes !== null && Date.now() - runStart >= cfg.timeBudgetMinutes * 60_000;
+      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false) || budgetReached;
       const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
       if (step % cfg.logEvery === 0 || doCheckpoint) {
         // Sync point: read the losses of the steps since the last read.
@@ -609,6 +610,10 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
         const file = path.join(outDir, 'snapshots', `step_${String(step).padStart(6, '0')}.safetensors`);
         fs.mkdirSync(path.dirname(file), { recursive: true });
         await saveModelWeights(file, ema, { kind: 'unet', config: { ...opts.checkpointConfig, unet: model.config }, step, seed: cfg.seed, command: opts.command, storage: 'float16' });
+      }
+      if (budgetReached && step < cfg.steps && !(opts.signal?.aborted ?? false)) {
+        log(`time budget of ${cfg.timeBudgetMinutes} min reached at step ${step} (checkpoint written)`);
+        break;
       }
       if (opts.signal?.aborted && step < cfg.steps) {
         log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);

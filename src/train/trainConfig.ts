@@ -25,6 +25,7 @@ export interface TrainConfig {
   readonly sampleEvery: number;
   readonly checkpointEvery: number;
   readonly snapshotEvery: number;
+  readonly timeBudgetMinutes: number | null;
 }
 
 export const TRAIN_DEFAULTS: TrainConfig = {
@@ -68,6 +69,12 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   checkpointEvery: 250,
   /** Keep a float16 copy of the EMA weights every N steps in snapshots/ (0 = never), to measure quality against images seen. */
   snapshotEvery: 0,
+  /**
+   * Stop (with a checkpoint) after the first step at which the run's wall time, over all its
+   * sessions, reaches this many minutes; null = run all `steps`. For equal-time comparisons.
+   * The LR schedule still spans `steps`: use lrDecay 'constant', or size `steps` to the budget.
+   */
+  timeBudgetMinutes: null,
 };
 
 function positiveInt(name: string, v: number, min = 1): void {
@@ -104,6 +111,9 @@ export function trainConfig(partial: Partial<Omit<TrainConfig, 'adamw' | 'ema'>>
   positiveInt('sampleEvery', c.sampleEvery, 0);
   positiveInt('checkpointEvery', c.checkpointEvery);
   positiveInt('snapshotEvery', c.snapshotEvery, 0);
+  if (c.timeBudgetMinutes !== null && !(Number.isFinite(c.timeBudgetMinutes) && c.timeBudgetMinutes > 0)) {
+    throw new Error(`train config: timeBudgetMinutes must be a positive number or null, got ${c.timeBudgetMinutes}`);
+  }
   if (!(c.ema.maxDecay >= 0 && c.ema.maxDecay < 1)) throw new Error(`train config: ema.maxDecay must be in [0, 1), got ${c.ema.maxDecay}`);
   return c;
 }

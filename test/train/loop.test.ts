@@ -98,6 +98,19 @@ describe('trainDiffusion', () => {
     expect(info.step).not.toBeNull();
   });
 
+  it('with a time budget, stops after the step that reaches it, with a checkpoint at that step', async () => {
+    const dir = tmpDir();
+    // 1e-6 minutes: reached by the end of the first step, whatever the machine.
+    const losses = await run({ ...BASE, steps: 50, checkpointEvery: 100, timeBudgetMinutes: 1e-6 }, dir, false);
+    expect(losses).toHaveLength(1);
+    const info = await readModelConfig(path.join(dir, WEIGHTS_FILE));
+    expect(info.step).toBe(1);
+    // Resuming with the budget already spent (wall time is counted over sessions) trains one more step and stops again.
+    const more = await run({ ...BASE, steps: 50, checkpointEvery: 100, timeBudgetMinutes: 1e-6 }, dir, true);
+    expect(more).toHaveLength(1);
+    expect(() => trainConfig({ timeBudgetMinutes: 0 })).toThrow(/timeBudgetMinutes must be a positive number or null/);
+  });
+
   it('with profile, logs the most expensive kernels of one step before training', async () => {
     const { model, ema } = makeModels(2);
     const lines: string[] = [];
