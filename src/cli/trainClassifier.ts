@@ -4,13 +4,15 @@
  * self-describing checkpoint (kind 'classifier', config in the metadata).
  *
  *   tfjs-diffusion train-classifier --dataset mnist --out checkpoints/classifiers/mnist.safetensors
+ *
+ * --dataset colored-mnist: Colored MNIST with seed 0, trained on the seen colour
+ * combinations and tested on all of them; the classes are the digits.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { DATASET_NAMES, DatasetName, loadDataset } from '../data/load';
 import { CLASSIFIER_KIND } from '../eval/classifier';
-import { trainClassifier } from '../eval/trainClassifier';
+import { CLASSIFIER_DATASETS, ClassifierDatasetName, loadClassifierSplit, trainClassifier } from '../eval/trainClassifier';
 import { saveModelWeights } from '../train/checkpoint';
 import { BackendArgs, commandLine, runWithBackend, withBackendOptions } from './common';
 
@@ -18,6 +20,7 @@ interface TrainClassifierArgs extends BackendArgs {
   dataset: string;
   'data-dir'?: string;
   limit?: number;
+  'test-limit'?: number;
   out: string;
   epochs: number;
   batch: number;
@@ -33,9 +36,10 @@ export const trainClassifierCommand: CommandModule<object, TrainClassifierArgs> 
   describe: 'Train the evaluation classifier (FID features, conditional accuracy) on a labelled dataset',
   builder: (y) =>
     withBackendOptions(y)
-      .option('dataset', { type: 'string', choices: DATASET_NAMES as unknown as string[], default: 'mnist', describe: 'labelled training data' })
+      .option('dataset', { type: 'string', choices: CLASSIFIER_DATASETS as unknown as string[], default: 'mnist', describe: 'labelled training data (colored-mnist: seed 0, classes = digits)' })
       .option('data-dir', { type: 'string', describe: 'folder of the data (cifar10, image-folder; overrides fashion-mnist)' })
       .option('limit', { type: 'number', describe: 'use only the first N training images' })
+      .option('test-limit', { type: 'number', describe: 'measure the test accuracy on the first N test images only (default all)' })
       .option('out', { type: 'string', describe: 'output .safetensors (default checkpoints/classifiers/<dataset>.safetensors)' })
       .option('epochs', { type: 'number', default: 3, describe: 'passes over the training set' })
       .option('batch', { type: 'number', default: 128 })
@@ -46,15 +50,15 @@ export const trainClassifierCommand: CommandModule<object, TrainClassifierArgs> 
       .option('seed', { type: 'number', default: 0 }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
-      const name = args.dataset as DatasetName;
+      const name = args.dataset as ClassifierDatasetName;
       const out = args.out ?? path.join('checkpoints', 'classifiers', `${name}.safetensors`);
       const onLog = (l: string): void => {
         process.stderr.write(l + '\n');
       };
-      const train = loadDataset(name, 'train', { dataDir: args['data-dir'], limit: args.limit });
+      const train = loadClassifierSplit(name, 'train', { dataDir: args['data-dir'], limit: args.limit });
       let test = null;
       try {
-        test = loadDataset(name, 'test', { dataDir: args['data-dir'] });
+        test = loadClassifierSplit(name, 'test', { dataDir: args['data-dir'], limit: args['test-limit'] });
       } catch (e) {
         onLog(`no test split (${(e as Error).message}); skipping the test accuracy`);
       }

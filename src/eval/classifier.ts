@@ -16,6 +16,9 @@
  * with -1 (black), exactly as the diffusion pipeline pads it (BatchIterator
  * padTo), so generated 32x32 samples go in unchanged. `padFrom` records this:
  * features.ts pads images of that size and resizes any other size.
+ * Data already at imageSize (Colored MNIST, 32x32x3) goes in as is (padFrom null).
+ * `channels` (1 or 3) comes from the training data; it shapes only the first
+ * conv's weight [3, 3, channels, C0].
  *
  * Parameter names (PyTorch-style): convs.{i}.conv.weight/bias, convs.{i}.norm.weight/bias,
  * fc.weight/bias, head.weight/bias.

@@ -3,7 +3,8 @@
  *
  *   pixels               the raw pixels, flattened (F = H*W*C): a baseline with no learned features
  *   classifier           penultimate features of a library-trained classifier (classifier.ts),
- *                        e.g. checkpoints/classifiers/mnist.safetensors (128-d)
+ *                        e.g. checkpoints/classifiers/mnist.safetensors (128-d, input 32x32x1),
+ *                        colored-mnist.safetensors (128-d, input 32x32x3, trained on the digit)
  *   inception:<path>     a user's local TF.js model (layers or graph model.json + weight
  *                        shards, e.g. a converted InceptionV3), read from disk by
  *                        `fileModelHandler`; a rank-4 output is averaged over H, W

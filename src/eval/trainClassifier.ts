@@ -8,10 +8,18 @@
  *   after the last epoch: accuracy on the test split
  *
  * Cross-entropy: L = -mean_b (z_b[y_b] - logsumexp(z_b)).
+ *
+ * Data (`loadClassifierSplit`): the `loadDataset` names, plus Colored MNIST
+ * generated with seed 0 (COLORED_MNIST_CLASSIFIER_SEED, the seed the text
+ * pipelines' evaluation uses): train = the 'seen' (digit, colour, background)
+ * triples, test = all 480 triples (the ~4% held out of training included). Its
+ * classifier predicts the digit (10 classes), whatever the colours.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BatchIterator, fixedBatch } from '../data/batches';
-import { ImageDataset } from '../data/dataset';
+import { DatasetSplit, ImageDataset } from '../data/dataset';
+import { DATASET_NAMES, loadDataset } from '../data/load';
+import { loadColoredMnist } from '../data/coloredMnist';
 import { AdamW } from '../train/adamw';
 import { learningRate } from '../train/lr';
 import { ProgressReporter } from '../train/progress';
@@ -58,6 +66,37 @@ export interface TrainClassifierResult {
   readonly finalLoss: number;
   readonly seconds: number;
 }
+
+// data
+
+/** Datasets a classifier can be trained on: the loadDataset names and 'colored-mnist'. */
+export const CLASSIFIER_DATASETS = [...DATASET_NAMES, 'colored-mnist'] as const;
+export type ClassifierDatasetName = (typeof CLASSIFIER_DATASETS)[number];
+
+/** Seed of the Colored MNIST colours the shipped classifier was trained and tested on. */
+export const COLORED_MNIST_CLASSIFIER_SEED = 0;
+
+export interface ClassifierSplitOptions {
+  /** Folder of the data (cifar10, image-folder; overrides fashion-mnist's). */
+  readonly dataDir?: string;
+  /** Keep only the first `limit` images (default: all). */
+  readonly limit?: number;
+}
+
+/** One labelled split for classifier training or testing (Colored MNIST: see the header). */
+export function loadClassifierSplit(name: ClassifierDatasetName, split: DatasetSplit, options: ClassifierSplitOptions = {}): ImageDataset {
+  if (name === 'colored-mnist') {
+    // 'seen' is the only rule the train split allows; the test split takes every triple.
+    const combinations = split === 'train' ? 'seen' : 'all';
+    return loadColoredMnist(split, { seed: COLORED_MNIST_CLASSIFIER_SEED, limit: options.limit, combinations }).dataset;
+  }
+  if (!(DATASET_NAMES as readonly string[]).includes(name)) {
+    throw new Error(`train classifier: unknown dataset '${String(name)}', expected one of ${CLASSIFIER_DATASETS.join(', ')}`);
+  }
+  return loadDataset(name, split, { dataDir: options.dataDir, limit: options.limit });
+}
+
+// training
 
 /** Mean cross-entropy of logits [B, K] against int32 labels [B]. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {

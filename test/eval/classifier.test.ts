@@ -9,7 +9,9 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Classifier, classifierConfig, CLASSIFIER_KIND, loadClassifier } from '../../src/eval/classifier';
-import { crossEntropy, trainClassifier } from '../../src/eval/trainClassifier';
+import { crossEntropy, loadClassifierSplit, trainClassifier } from '../../src/eval/trainClassifier';
+import { isHeldOut, loadColoredMnist } from '../../src/data/coloredMnist';
+import { loadMnist } from '../../src/data/mnist';
 import { AdamW } from '../../src/train/adamw';
 import { saveModelWeights } from '../../src/train/checkpoint';
 import { ImageDataset } from '../../src/data/dataset';
@@ -160,5 +162,23 @@ describe('Classifier', () => {
     expect(lines[lines.length - 1]).toBe('test accuracy: 100.00% (32/32)');
     r.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("loadClassifierSplit('colored-mnist'): seed 0, train = seen triples only, test = all triples, labels = the MNIST digits", () => {
+    const n = 300;
+    const train = loadClassifierSplit('colored-mnist', 'train', { limit: n });
+    const test = loadClassifierSplit('colored-mnist', 'test', { limit: n });
+    const refTrain = loadColoredMnist('train', { seed: 0, limit: n });
+    const refTest = loadColoredMnist('test', { seed: 0, limit: n, combinations: 'all' });
+    expect(train).toMatchObject({ name: 'colored-mnist', count: n, height: 32, width: 32, channels: 3, classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] });
+    expect(Buffer.from(train.images).equals(Buffer.from(refTrain.dataset.images))).toBe(true);
+    expect(Buffer.from(test.images).equals(Buffer.from(refTest.dataset.images))).toBe(true);
+    expect(Array.from(train.labels ?? [])).toEqual(Array.from(loadMnist('train', { limit: n }).labels ?? []));
+    expect(Array.from(test.labels ?? [])).toEqual(Array.from(loadMnist('test', { limit: n }).labels ?? []));
+    const heldOut = (d: typeof refTest, labels: Int32Array): number =>
+      Array.from(labels).filter((digit, i) => isHeldOut(digit, d.digitColor[i], d.background[i])).length;
+    expect(heldOut(refTrain, refTrain.dataset.labels as Int32Array)).toBe(0);
+    expect(heldOut(refTest, refTest.dataset.labels as Int32Array)).toBeGreaterThan(0); // ~4% of 300
+    expect(() => loadClassifierSplit('svhn' as 'mnist', 'train')).toThrow("unknown dataset 'svhn', expected one of mnist, fashion-mnist, cifar10, image-folder, colored-mnist");
   });
 });

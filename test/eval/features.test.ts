@@ -11,9 +11,10 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  classifierExtractor, describePreparation, fileModelHandler, InputSpec, loadFeatureExtractor, pixelExtractor, prepareImages,
+  classifierExtractor, describePreparation, fileModelHandler, InputSpec, loadFeatureExtractor, pixelExtractor, prepareImages, shippedClassifiersDir,
 } from '../../src/eval/features';
-import { Classifier } from '../../src/eval/classifier';
+import { Classifier, loadClassifier } from '../../src/eval/classifier';
+import { datasetAccuracy, loadClassifierSplit } from '../../src/eval/trainClassifier';
 import { fixedBatch } from '../../src/data/batches';
 import { ImageDataset } from '../../src/data/dataset';
 import { randomUniform, Rng } from '../../src/backend/random';
@@ -157,6 +158,35 @@ describe('extractors', () => {
     // A missing shard names the file.
     fs.unlinkSync(path.join(folder2, 'weights.bin'));
     await expect(fileModelHandler(path.join(folder2, 'model.json')).load?.()).rejects.toThrow("weight shard 'weights.bin' cannot be read");
+  });
+
+  it('shipped colored-mnist: 32x32x3 input, 128-d features from the shipped file, classifies Colored MNIST test digits; mnist stays 1-channel', async () => {
+    const ex = await loadFeatureExtractor('colored-mnist');
+    const file = path.join(shippedClassifiersDir(), 'colored-mnist.safetensors');
+    const model = await loadClassifier(file);
+    try {
+      expect(ex.inputSize).toEqual({ height: 32, width: 32, channels: 3, padFrom: null });
+      expect(ex.featureDim).toBe(128);
+      expect(model.config).toMatchObject({ channels: 3, imageSize: 32, numClasses: 10, padFrom: null, dataset: 'colored-mnist' });
+      const test = loadClassifierSplit('colored-mnist', 'test', { limit: 100 });
+      const batch = fixedBatch(test, Array.from({ length: 100 }, (_, i) => i));
+      const before = tf.memory().numTensors;
+      const f = ex.extract(batch.x);
+      expect(f.shape).toEqual([100, 128]);
+      const direct = model.features(batch.x);
+      await expectClose(f, direct, 1e-6); // the extractor is the shipped file's penultimate layer
+      tf.dispose([f, direct]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+      // The weights are trained, not random (checkpoints/classifiers/README.md: 98.98% on all 10k test images).
+      expect((await datasetAccuracy(model, test)).accuracy).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      ex.dispose();
+      model.dispose();
+    }
+    const mnist = await loadFeatureExtractor('mnist');
+    expect(mnist.inputSize).toEqual({ height: 32, width: 32, channels: 1, padFrom: 28 });
+    mnist.dispose();
   });
 
   it('names: unknown features and missing classifiers explain themselves', async () => {
