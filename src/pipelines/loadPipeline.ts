@@ -4,13 +4,14 @@
  *
  *   pixel, latent   a UNet (+ decoder) and a text encoder     pipelines/textToImage.ts
  *   cascade         base UNet -> super-resolution UNet        pipelines/cascade.ts
- *   unclip          prior + image-embedding decoder           (not yet: a clear error)
+ *   unclip          CLIP text embedding -> prior -> decoder   pipelines/unclip.ts
  *
  * The design is read from pipeline.json. `generate` fills the sampler, steps
  * and guidance the caller leaves out from the manifest's defaults, then from
- * the design's own defaults (TEXT_GENERATE_DEFAULTS, CASCADE_GENERATE_DEFAULTS);
- * a cascade also takes its SR-stage settings and augmentation level from the
- * manifest.
+ * the design's own defaults (TEXT_GENERATE_DEFAULTS, CASCADE_GENERATE_DEFAULTS,
+ * UNCLIP_GENERATE_DEFAULTS); a cascade also takes its SR-stage settings and
+ * augmentation level from the manifest, an unclip pipeline its prior's sampler,
+ * steps and guidance (sampler / steps / guidance are its decoder's).
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -20,14 +21,22 @@ import { SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
 import { generateFromText, loadTextToImagePipeline, TextToImagePipeline, TEXT_GENERATE_DEFAULTS } from './textToImage';
 import { CascadePipeline, CascadeSamplingDefaults, CASCADE_GENERATE_DEFAULTS, CASCADE_PARTS, generateCascade, loadCascadePipeline } from './cascade';
+import { generateUnclip, loadUnclipPipeline, UnclipPipeline, UnclipSamplingDefaults, UNCLIP_GENERATE_DEFAULTS } from './unclip';
 
-export type TextPipelineDesign = Exclude<PipelineDesign, 'unclip'>;
+export type TextPipelineDesign = PipelineDesign;
+
+/** The manifest defaults any design may set (all optional): a cascade's SR-stage and an unclip pipeline's prior settings included. */
+export type TextPipelineDefaults = CascadeSamplingDefaults & UnclipSamplingDefaults;
 
 export interface TextPipelineGenerateOptions {
   /** One prompt per image (length n), or one prompt for all n. */
   readonly prompts: readonly string[];
   readonly n: number;
-  /** Default: the manifest's, then the design's. (A cascade: the base stage's; its SR stage takes the manifest's srSampler / srSteps / srGuidance, else these.) */
+  /**
+   * Default: the manifest's, then the design's. (A cascade: the base stage's; its SR stage takes the manifest's
+   * srSampler / srSteps / srGuidance, else these. An unclip pipeline: the decoder's; its prior takes the manifest's
+   * priorSampler / priorSteps / priorGuidance, else UNCLIP_GENERATE_DEFAULTS'.)
+   */
   readonly sampler?: SamplerName;
   readonly steps?: number;
   readonly guidance?: number;
@@ -48,11 +57,11 @@ export interface TextPipeline {
   /** Side and channels of the images `generate` returns. */
   readonly imageSize: number;
   readonly imageChannels: number;
-  /** The manifest's sampling defaults (a cascade's include its SR-stage settings). */
-  readonly defaults: CascadeSamplingDefaults;
+  /** The manifest's sampling defaults (a cascade's include its SR-stage settings, an unclip pipeline's its prior's). */
+  readonly defaults: TextPipelineDefaults;
   /** The pipeline folder. */
   readonly source: string;
-  /** Training step of the UNet that makes the final images (a cascade: its SR stage), or null when not recorded. */
+  /** Training step of the UNet that makes the final images (a cascade: its SR stage; unclip: its decoder), or null when not recorded. */
   readonly trainingStep: number | null;
   /** Images [n, imageSize, imageSize, imageChannels] in [-1, 1] (the caller disposes them). */
   generate(options: TextPipelineGenerateOptions): Promise<tf.Tensor4D>;
@@ -124,6 +133,39 @@ export function cascadeAsTextPipeline(p: CascadePipeline, steps: { base: number 
   };
 }
 
+/** A loaded unclip pipeline behind the common interface (disposing it disposes `p`). */
+export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
+  const d = p.defaults;
+  const c = p.decoder.config;
+  const u = p.decoder.unet.config;
+  return {
+    design: 'unclip',
+    dataset: c.dataset,
+    imageSize: c.imageSize,
+    imageChannels: c.imageChannels,
+    defaults: d,
+    source: p.source,
+    trainingStep: p.steps.decoder,
+    generate: (o) => generateUnclip(p, {
+      prompts: o.prompts, n: o.n, seed: o.seed,
+      sampler: o.sampler ?? d.sampler ?? UNCLIP_GENERATE_DEFAULTS.sampler,
+      steps: o.steps ?? d.steps ?? UNCLIP_GENERATE_DEFAULTS.steps,
+      guidance: o.guidance ?? d.guidance ?? UNCLIP_GENERATE_DEFAULTS.guidance,
+      priorSampler: d.priorSampler ?? UNCLIP_GENERATE_DEFAULTS.priorSampler,
+      priorSteps: d.priorSteps ?? UNCLIP_GENERATE_DEFAULTS.priorSteps,
+      priorGuidance: d.priorGuidance ?? UNCLIP_GENERATE_DEFAULTS.priorGuidance,
+      firstIndex: o.firstIndex ?? UNCLIP_GENERATE_DEFAULTS.firstIndex,
+      batchSize: o.batchSize ?? UNCLIP_GENERATE_DEFAULTS.batchSize,
+      ...(o.clip !== undefined ? { clip: o.clip } : {}),
+      onWarn: o.onWarn,
+    }),
+    describe: () => `unclip pipeline ${p.source}: CLIP E ${p.prior.config.embedDim} -> prior (step ${p.steps.prior ?? '?'}, width ${p.prior.config.width}, depth ${p.prior.config.depth}) ` +
+      `-> decoder ${u.sampleSize}x${u.sampleSize} (step ${p.steps.decoder ?? '?'}, ${c.textEncoder !== null ? 'image embedding + caption' : 'image embedding only'}), ` +
+      `${c.dataset} images ${c.imageSize}x${c.imageSize}x${c.imageChannels}`,
+    dispose: () => p.dispose(),
+  };
+}
+
 // ---------------------------------------------------------------- loading
 
 /** Loads a text-to-image pipeline folder of any supported design. */
@@ -145,7 +187,7 @@ export async function loadTextPipeline(dir: string): Promise<TextPipeline> {
       return cascadeAsTextPipeline(await loadCascadePipeline(dir, m), steps);
     }
     case 'unclip':
-      throw new Error(`${where}: design 'unclip' (prior + image-embedding decoder) is not supported by loadTextPipeline yet`);
+      return unclipAsTextPipeline(await loadUnclipPipeline(dir, m));
     default:
       throw new Error(`${where}: unknown design '${String(m.design)}'`);
   }

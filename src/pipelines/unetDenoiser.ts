@@ -4,13 +4,14 @@
  *   context [B, L, D], contextMask [B, L]   (text-conditional models)
  *   lowRes [B, H, W, C'], augLevels [B]     (super-resolution stages: lowRes is concatenated to x on
  *                                            the channel axis, augLevels is its noise-augmentation level)
+ *   imageEmbedding [B, E]                   (unCLIP decoders: the CLIP image embedding; zeros = the null condition)
  * Unknown keys are an error, so a typo does not silently sample unconditionally.
  */
 import * as tf from '@tensorflow/tfjs';
 import { UNet } from '../models/unet';
 import { Cond, Denoiser } from '../sample/types';
 
-const KNOWN_KEYS = ['classLabels', 'context', 'contextMask', 'lowRes', 'augLevels'];
+const KNOWN_KEYS = ['classLabels', 'context', 'contextMask', 'lowRes', 'augLevels', 'imageEmbedding'];
 
 export interface UNetDenoiserOptions {
   /**
@@ -33,6 +34,7 @@ export function unetDenoiser(unet: UNet, options: UNetDenoiserOptions = {}): Den
       classLabels: (c.classLabels as tf.Tensor1D | undefined) ?? null,
       context: (c.context as tf.Tensor3D | undefined) ?? null,
       contextMask: (c.contextMask as tf.Tensor2D | undefined) ?? null,
+      imageEmbedding: (c.imageEmbedding as tf.Tensor2D | undefined) ?? null,
       checkLabels: !(options.labelsValidated ?? false),
     }));
   };

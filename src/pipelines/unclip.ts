@@ -1,0 +1,721 @@
+/**
+ * unCLIP, the design of DALL-E 2 (Ramesh et al. 2022, "Hierarchical
+ * Text-Conditional Image Generation with CLIP Latents",
+ * https://arxiv.org/abs/2204.06125): a frozen CLIP, a diffusion PRIOR from the
+ * CLIP text embedding to a CLIP image embedding, and a diffusion DECODER from
+ * the image embedding to pixels.
+ *
+ *   prompt --CLIP text tower--> z_t (unit norm)                                  [B, E]
+ *   z_i    = prior sample given z_t (CFG against the prior's learned null text)  [B, E], unit norm
+ *   x      = decoder UNet sample on pixels, conditioned on z_i: projected to
+ *            extra cross-attention tokens and added to the time embedding
+ *            (models/unet.ts imageEmbeddingDim); CFG against z_i = 0 (the
+ *            trainer's condition dropout zeroes the embedding)
+ *   image  = x clipped to [-1, 1], cropped to the data size (MNIST 32 -> 28)
+ *
+ * Image VARIATIONS (DALL-E 2 sec. 3.1) skip the prior: z_i = the CLIP image
+ * embedding of a given image, decoded with fresh noise.
+ *
+ * The decoder may also read the caption (DALL-E 2: "we also project and
+ * prepend ... the text"; here its token states are the cross-attention
+ * context, with the image tokens appended). Its null condition is then the
+ * empty prompt AND z_i = 0 (the trainer drops both together).
+ *
+ * Seeds: the prior samples with noise seeded `${seed}/prior` and the decoder
+ * with `seed`, both keyed by image index (firstIndex + i), so a job split into
+ * calls by firstIndex gives the same images.
+ *
+ * Folder: pipeline.json with design 'unclip' and parts clip (kind 'clip': the
+ * text tower embeds prompts, the image tower embeds images for variations),
+ * prior (kind 'prior') and decoder (kind 'unet'); defaults may set sampler,
+ * steps, guidance, prompts (the decoder and the CLI) and priorSampler,
+ * priorSteps, priorGuidance. The prior's and the decoder's checkpoints record
+ * the CLIP they were trained on (config, step, seed): a folder pairing them
+ * with another CLIP is refused.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../backend/random';
+import { Clip, ClipConfig, clipConfig } from '../models/clip';
+import { ByteTokenizer } from '../models/tokenizer';
+import { DiffusionPrior, PriorConfig, priorConfig, samplePriorEmbeddings } from '../models/prior';
+import { UNet, UNetConfig, unetConfig } from '../models/unet';
+import { makeSchedule, Schedule } from '../schedule/schedule';
+import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
+import { loadModelWeights, readModelConfig, saveModelWeights, CheckpointInfo } from '../train/checkpoint';
+import { CLIP_CHECKPOINT_KIND, loadClip } from '../train/clipTraining';
+import { loadPrior, PRIOR_CHECKPOINT_KIND, PRIOR_WEIGHTS_FILE } from '../train/priorTraining';
+import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
+import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
+import { sample } from '../sample/sample';
+import { Cond, SamplerName, SAMPLER_NAMES } from '../sample/types';
+import { classifierFreeGuidance } from '../sample/guidance';
+import { ClipMode, validateClipMode } from '../sample/thresholding';
+import { unetDenoiser } from './unetDenoiser';
+import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
+import { TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+
+// ---------------------------------------------------------------- configs
+
+export const UNCLIP_PARTS = { clip: 'clip', prior: 'prior', decoder: 'decoder' } as const;
+
+/** Which CLIP a prior or decoder was trained on (recorded in its checkpoint config under `clip`). */
+export interface ClipProvenance {
+  /** The CLIP file the trainer was given (informational: shipped copies live elsewhere). */
+  readonly source: string;
+  readonly config: ClipConfig;
+  /** Training step and seed recorded in the CLIP file (null when absent). */
+  readonly step: number | null;
+  readonly seed: number | null;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The provenance of a CLIP checkpoint file (its config, step and seed). */
+export async function clipProvenance(file: string): Promise<ClipProvenance> {
+  const info = await readModelConfig(file);
+  return clipProvenanceOf(info, file);
+}
+
+function clipProvenanceOf(info: CheckpointInfo, file: string): ClipProvenance {
+  if (info.kind !== CLIP_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${CLIP_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
+  const raw = isObject(info.config) ? info.config.clip : undefined;
+  if (!isObject(raw)) throw new Error(`${file}: the metadata config has no 'clip' entry`);
+  return { source: file, config: clipConfig(raw as Partial<ClipConfig>), step: info.step, seed: info.seed };
+}
+
+/** Reads a recorded provenance (`clip` of a prior / decoder config); null when not recorded. */
+export function recordedClipProvenance(raw: unknown, source: string): ClipProvenance | null {
+  if (raw === undefined || raw === null) return null;
+  if (!isObject(raw) || !isObject(raw.config)) throw new Error(`${source}: 'clip' must be {source, config, step, seed}, got ${JSON.stringify(raw)}`);
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  return {
+    source: typeof raw.source === 'string' ? raw.source : 'unknown',
+    config: clipConfig(raw.config as Partial<ClipConfig>),
+    step: num(raw.step),
+    seed: num(raw.seed),
+  };
+}
+
+/** null when `a` and `b` describe the same CLIP (same config; same step and seed where both recorded), else what differs. */
+export function clipDifference(a: ClipProvenance, b: ClipProvenance): string | null {
+  const diffs: string[] = [];
+  for (const key of ['image', 'text', 'tokenizer'] as const) {
+    if (JSON.stringify(a.config[key]) !== JSON.stringify(b.config[key])) diffs.push(`${key} config`);
+  }
+  if (a.config.seed !== b.config.seed) diffs.push('image tower seed');
+  if (a.step !== null && b.step !== null && a.step !== b.step) diffs.push(`training step ${a.step} vs ${b.step}`);
+  if (a.seed !== null && b.seed !== null && a.seed !== b.seed) diffs.push(`training seed ${a.seed} vs ${b.seed}`);
+  return diffs.length === 0 ? null : diffs.join(', ');
+}
+
+/** What an unCLIP decoder checkpoint (kind 'unet') stores as its config. */
+export interface UnclipDecoderCheckpointConfig {
+  readonly unet: UNetConfig;
+  readonly schedule: ScheduleConfig;
+  readonly space: 'pixel';
+  readonly dataset: string;
+  /** Side of the data images before padding (28 for MNIST): samples are cropped back to it. */
+  readonly imageSize: number;
+  readonly imageChannels: number;
+  /** E of the CLIP image embeddings it is conditioned on (= unet.imageEmbeddingDim). */
+  readonly imageEmbeddingDim: number;
+  /** The CLIP whose image embeddings it was trained on (null: not recorded). */
+  readonly clip: ClipProvenance | null;
+  /** Decoders that also read the caption: the CLIP text tower's config; null = image embedding only. */
+  readonly textEncoder: TextEncoderCheckpointConfig | null;
+}
+
+/** Validates an unCLIP decoder's config metadata. */
+export function unclipDecoderCheckpointConfig(raw: unknown, source: string): UnclipDecoderCheckpointConfig {
+  if (!isObject(raw) || !isObject(raw.unet) || !isObject(raw.schedule)) {
+    throw new Error(`${source}: config metadata must hold { unet, schedule, imageEmbeddingDim, ... } (is this an unCLIP decoder checkpoint?)`);
+  }
+  const unet = unetConfig(raw.unet as Partial<UNetConfig>);
+  const e = unet.imageEmbeddingDim;
+  if (e === null) throw new Error(`${source}: the UNet is not conditioned on CLIP image embeddings (imageEmbeddingDim is null): not an unCLIP decoder`);
+  if (raw.imageEmbeddingDim !== undefined && raw.imageEmbeddingDim !== e) {
+    throw new Error(`${source}: imageEmbeddingDim ${JSON.stringify(raw.imageEmbeddingDim)} differs from the UNet's ${e}`);
+  }
+  if (raw.space !== undefined && raw.space !== 'pixel') throw new Error(`${source}: an unCLIP decoder works in pixel space, got space ${JSON.stringify(raw.space)}`);
+  if (unet.augLevelEmbedding || unet.numClasses !== null) throw new Error(`${source}: an unCLIP decoder has no class labels or low-res input`);
+  const textEncoder = raw.textEncoder === undefined || raw.textEncoder === null ? null : textEncoderCheckpointConfig(raw.textEncoder, `${source} (textEncoder)`);
+  if (textEncoder !== null && unet.contextDim !== textEncoder.text.dim) {
+    throw new Error(`${source}: the UNet's contextDim ${unet.contextDim} differs from its text encoder's width ${textEncoder.text.dim}`);
+  }
+  const clip = recordedClipProvenance(raw.clip, source);
+  if (clip !== null && clip.config.image.embedDim !== e) {
+    throw new Error(`${source}: the UNet takes ${e}-dim image embeddings, its recorded CLIP makes ${clip.config.image.embedDim}`);
+  }
+  return {
+    unet,
+    schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
+    space: 'pixel',
+    dataset: typeof raw.dataset === 'string' ? raw.dataset : 'unknown',
+    imageSize: typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize,
+    imageChannels: typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.outChannels,
+    imageEmbeddingDim: e,
+    clip,
+    textEncoder,
+  };
+}
+
+/** What a prior checkpoint stores (train/priorTraining.ts), with the CLIP recorded by trainUnclipPrior. */
+export interface UnclipPriorCheckpointConfig {
+  readonly prior: PriorConfig;
+  readonly schedule: ScheduleConfig;
+  readonly clip: ClipProvenance | null;
+}
+
+export function unclipPriorCheckpointConfig(raw: unknown, source: string): UnclipPriorCheckpointConfig {
+  if (!isObject(raw) || !isObject(raw.prior) || !isObject(raw.schedule)) throw new Error(`${source}: config metadata must hold { prior, schedule } (is this a prior checkpoint?)`);
+  return {
+    prior: priorConfig(raw.prior as Partial<PriorConfig>),
+    schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
+    clip: recordedClipProvenance(raw.clip, source),
+  };
+}
+
+/** What an unclip pipeline.json may set under `defaults` (sampler / steps / guidance are the decoder's). */
+export interface UnclipSamplingDefaults extends PipelineSamplingDefaults {
+  readonly priorSampler?: SamplerName;
+  readonly priorSteps?: number;
+  readonly priorGuidance?: number;
+}
+
+/** Validates the unclip-specific defaults (on top of samplingDefaults). */
+export function unclipSamplingDefaults(raw: Record<string, unknown> | undefined, where: string): UnclipSamplingDefaults {
+  const out: { -readonly [K in keyof UnclipSamplingDefaults]: UnclipSamplingDefaults[K] } = { ...samplingDefaults(raw, where) };
+  if (raw === undefined) return out;
+  if (raw.priorSampler !== undefined) {
+    if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.priorSampler)) {
+      throw new Error(`${where}: defaults.priorSampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.priorSampler)}`);
+    }
+    out.priorSampler = raw.priorSampler as SamplerName;
+  }
+  for (const key of ['priorSteps', 'priorGuidance'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
+    out[key] = v;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- checks
+
+/**
+ * Throws unless a CLIP, a prior and a decoder fit together: one embedding width E
+ * (CLIP, prior, decoder), the decoder's images are the CLIP's channels, and the
+ * prior and decoder were trained on this CLIP (where their checkpoints record it).
+ */
+export function checkUnclipParts(clip: ClipProvenance, prior: UnclipPriorCheckpointConfig, decoder: UnclipDecoderCheckpointConfig, where: string): void {
+  const E = clip.config.image.embedDim;
+  if (prior.prior.embedDim !== E) throw new Error(`${where}: the prior works on ${prior.prior.embedDim}-dim embeddings, the CLIP's are ${E}-dim`);
+  if (decoder.imageEmbeddingDim !== E) throw new Error(`${where}: the decoder is conditioned on ${decoder.imageEmbeddingDim}-dim image embeddings, the CLIP's are ${E}-dim`);
+  if (decoder.imageChannels !== clip.config.image.inChannels) {
+    throw new Error(`${where}: the decoder makes ${decoder.imageChannels}-channel images, the CLIP embeds ${clip.config.image.inChannels}-channel ones`);
+  }
+  if (decoder.imageSize > clip.config.image.imageSize) {
+    throw new Error(`${where}: the decoder makes ${decoder.imageSize}x${decoder.imageSize} images, larger than the CLIP's ${clip.config.image.imageSize}`);
+  }
+  for (const [name, recorded] of [['prior', prior.clip], ['decoder', decoder.clip]] as const) {
+    if (recorded === null) continue;
+    const d = clipDifference(recorded, clip);
+    if (d !== null) throw new Error(`${where}: the ${name} was trained on another CLIP (${recorded.source}) than ${clip.source}: ${d} differ`);
+  }
+  const text = decoder.textEncoder;
+  if (text !== null && (JSON.stringify(text.text) !== JSON.stringify(clip.config.text) || JSON.stringify(text.tokenizer) !== JSON.stringify(clip.config.tokenizer))) {
+    throw new Error(`${where}: the decoder reads captions with another text tower than the CLIP's (architecture or tokenizer differ)`);
+  }
+}
+
+// ---------------------------------------------------------------- loading
+
+/** The decoder: its UNet, schedule and config. */
+export interface UnclipDecoder {
+  readonly unet: UNet;
+  readonly schedule: Schedule;
+  readonly config: UnclipDecoderCheckpointConfig;
+}
+
+/** The frozen CLIP and its tokenizer. */
+export interface ClipWithTokenizer {
+  readonly clip: Clip;
+  readonly tokenizer: ByteTokenizer;
+}
+
+export interface UnclipPipeline extends ClipWithTokenizer {
+  readonly prior: DiffusionPrior;
+  readonly priorSchedule: Schedule;
+  readonly decoder: UnclipDecoder;
+  readonly defaults: UnclipSamplingDefaults;
+  /** The pipeline folder. */
+  readonly source: string;
+  /** Training steps recorded in the prior and decoder files (null when absent). */
+  readonly steps: { readonly prior: number | null; readonly decoder: number | null };
+  dispose(): void;
+}
+
+/** Builds a decoder from its checkpoint (config validated). */
+export async function loadUnclipDecoder(file: string): Promise<UnclipDecoder> {
+  const info = await readModelConfig(file);
+  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
+  const config = unclipDecoderCheckpointConfig(info.config, file);
+  const unet = new UNet(config.unet, new Rng(0));
+  try {
+    await loadModelWeights(file, unet, { expectKind: 'unet' });
+  } catch (e) {
+    unet.dispose();
+    throw e;
+  }
+  return { unet, schedule: makeSchedule(config.schedule), config };
+}
+
+async function priorConfigOf(file: string): Promise<{ info: CheckpointInfo; config: UnclipPriorCheckpointConfig }> {
+  const info = await readModelConfig(file);
+  if (info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
+  return { info, config: unclipPriorCheckpointConfig(info.config, file) };
+}
+
+async function decoderConfigOf(file: string): Promise<{ info: CheckpointInfo; config: UnclipDecoderCheckpointConfig }> {
+  const info = await readModelConfig(file);
+  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
+  return { info, config: unclipDecoderCheckpointConfig(info.config, file) };
+}
+
+/** Loads an unclip pipeline folder (design 'unclip': parts clip, prior, decoder). */
+export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifest): Promise<UnclipPipeline> {
+  const m = manifest ?? (await readPipelineManifest(dir));
+  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
+  if (m.design !== 'unclip') throw new Error(`${where}: design '${m.design}' is not an unclip pipeline`);
+  const files = {
+    clip: pipelinePartPath(dir, m, UNCLIP_PARTS.clip),
+    prior: pipelinePartPath(dir, m, UNCLIP_PARTS.prior),
+    decoder: pipelinePartPath(dir, m, UNCLIP_PARTS.decoder),
+  };
+  // Configs first: mismatched parts are refused before any weights are read.
+  const provenance = await clipProvenance(files.clip);
+  const prior = await priorConfigOf(files.prior);
+  const decoderCfg = await decoderConfigOf(files.decoder);
+  checkUnclipParts(provenance, prior.config, decoderCfg.config, where);
+  const defaults = unclipSamplingDefaults(m.defaults, where);
+  const clip = await loadClip(files.clip);
+  clip.freeze();
+  let priorModel: DiffusionPrior | null = null;
+  let decoder: UnclipDecoder | null = null;
+  let priorSchedule: Schedule;
+  try {
+    const loaded = await loadPrior(files.prior);
+    priorModel = loaded.prior;
+    priorSchedule = loaded.schedule;
+    decoder = await loadUnclipDecoder(files.decoder);
+  } catch (e) {
+    clip.dispose();
+    priorModel?.dispose();
+    throw e;
+  }
+  const p = priorModel;
+  const d = decoder;
+  return {
+    clip,
+    tokenizer: clip.tokenizer(),
+    prior: p,
+    priorSchedule,
+    decoder: d,
+    defaults,
+    source: dir,
+    steps: { prior: prior.info.step, decoder: decoderCfg.info.step },
+    dispose: () => {
+      clip.dispose();
+      p.dispose();
+      d.unet.dispose();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the decoder
+
+export interface DecodeOptions {
+  /** Text decoders: one caption per embedding (length B); image-only decoders: null. */
+  readonly prompts: readonly string[] | null;
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  /** Classifier-free guidance against z_i = 0 (and the empty prompt for text decoders); 1 = none. */
+  readonly guidance: number;
+  readonly seed: number | string;
+  /** Row i uses the noise of index firstIndex + i. */
+  readonly firstIndex: number;
+  /** Clipping of the predicted x0 (not the CLIP model). */
+  readonly clip: ClipMode;
+  readonly onWarn?: (message: string) => void;
+}
+
+/** Token states and mask of prompts from the CLIP's text tower (the caller disposes both). */
+function promptStates(text: ClipWithTokenizer, prompts: readonly string[], onWarn?: (message: string) => void): { context: tf.Tensor3D; mask: tf.Tensor2D } {
+  const out = text.clip.textEncoder.encodeTexts(text.tokenizer, prompts, onWarn);
+  out.pooled.dispose();
+  return { context: out.states, mask: out.mask };
+}
+
+/**
+ * Samples the decoder for image embeddings [B, E] (unit norm): returns images
+ * [B, S, S, C] clipped to [-1, 1], not cropped. `text` is needed by decoders
+ * that read captions (their token states come from the CLIP's text tower).
+ */
+export async function decodeImageEmbeddings(decoder: UnclipDecoder, text: ClipWithTokenizer | null, imageEmbeddings: tf.Tensor2D, o: DecodeOptions): Promise<tf.Tensor4D> {
+  const { unet, schedule, config } = decoder;
+  const E = config.imageEmbeddingDim;
+  const { sampleSize: S, outChannels: C } = unet.config;
+  if (imageEmbeddings.rank !== 2 || imageEmbeddings.shape[1] !== E || imageEmbeddings.shape[0] < 1) {
+    throw new Error(`decodeImageEmbeddings: image embeddings must be [B, ${E}] (the decoder's imageEmbeddingDim), got [${imageEmbeddings.shape}]`);
+  }
+  const b = imageEmbeddings.shape[0];
+  const readsText = config.textEncoder !== null;
+  if (readsText) {
+    if (text === null) throw new Error('decodeImageEmbeddings: this decoder reads captions: pass the CLIP (its text tower makes the token states)');
+    if (o.prompts === null || o.prompts.length !== b) throw new Error(`decodeImageEmbeddings: this decoder reads captions: give ${b} prompts (one per embedding), got ${o.prompts === null ? 'none' : o.prompts.length}`);
+  } else if (o.prompts !== null) {
+    throw new Error('decodeImageEmbeddings: this decoder is conditioned on the image embedding only; pass prompts: null');
+  }
+  if (!(Number.isFinite(o.guidance) && o.guidance >= 0)) throw new Error(`decodeImageEmbeddings: guidance must be a finite number >= 0, got ${o.guidance}`);
+  validateClipMode(o.clip);
+  const owned: tf.Tensor[] = [];
+  try {
+    let cond: Cond = { imageEmbedding: imageEmbeddings };
+    let uncond: Cond = {};
+    if (o.guidance !== 1) {
+      const zeros = tf.zeros([1, E]);
+      owned.push(zeros);
+      uncond = { imageEmbedding: zeros };
+    }
+    if (readsText) {
+      const states = promptStates(text as ClipWithTokenizer, o.prompts as readonly string[], o.onWarn);
+      owned.push(states.context, states.mask);
+      cond = { ...cond, context: states.context, contextMask: states.mask };
+      if (o.guidance !== 1) {
+        const empty = promptStates(text as ClipWithTokenizer, [NULL_PROMPT]);
+        owned.push(empty.context, empty.mask);
+        uncond = { ...uncond, context: empty.context, contextMask: empty.mask };
+      }
+    }
+    const base = unetDenoiser(unet, { labelsValidated: true });
+    const denoise = o.guidance !== 1 ? classifierFreeGuidance(base, { scale: o.guidance, uncond }) : base;
+    const x = await sample(o.sampler, denoise, [b, S, S, C], schedule, {
+      steps: o.steps, predictionType: unet.config.predictionType, seed: o.seed, firstIndex: o.firstIndex, cond, clip: o.clip,
+    });
+    const out = tf.clipByValue(x, -1, 1) as tf.Tensor4D;
+    x.dispose();
+    return out;
+  } finally {
+    tf.dispose(owned);
+  }
+}
+
+/** Centre crop [B, S, S, C] -> [B, size, size, C] (a new tensor). */
+function cropTo(x: tf.Tensor4D, size: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const side = x.shape[1];
+    if (size === side) return tf.clone(x);
+    const off = Math.floor((side - size) / 2);
+    return tf.slice(x, [0, off, off, 0], [x.shape[0], size, size, x.shape[3]]);
+  });
+}
+
+// ---------------------------------------------------------------- generation
+
+export interface UnclipGenerateOptions {
+  /** One prompt per image (length n), or one prompt for all n. */
+  readonly prompts: readonly string[];
+  readonly n: number;
+  /** The decoder's sampler, steps and guidance scale (1 = none). */
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  readonly guidance: number;
+  /** The prior's sampler, steps and guidance scale (against its learned null text embedding; 1 = none). */
+  readonly priorSampler: SamplerName;
+  readonly priorSteps: number;
+  readonly priorGuidance: number;
+  readonly seed: number;
+  /** Image i uses the noise of index firstIndex + i in both stages. */
+  readonly firstIndex: number;
+  /** Images per batch (guidance doubles it internally). */
+  readonly batchSize: number;
+  /** Clipping of the decoder's predicted x0 (not the CLIP model). */
+  readonly clip: ClipMode;
+  /** Crop back to the data's original size (e.g. 32 -> 28 for MNIST). */
+  readonly cropToImageSize: boolean;
+  /** Told about prompts longer than the tokenizer's maxLength (truncated). */
+  readonly onWarn?: (message: string) => void;
+}
+
+export const UNCLIP_GENERATE_DEFAULTS: Omit<UnclipGenerateOptions, 'prompts' | 'n'> = {
+  sampler: 'dpm-solver++',
+  steps: 20,
+  guidance: 3,
+  /** Deterministic, as the prior's validation samples (train/priorTraining.ts). */
+  priorSampler: 'ddim',
+  priorSteps: 20,
+  /** No prior guidance by default (not tuned). */
+  priorGuidance: 1,
+  seed: 0,
+  firstIndex: 0,
+  batchSize: 64,
+  clip: { kind: 'static', value: 1 },
+  cropToImageSize: true,
+};
+
+/** The seed of the prior's sampling noise (distinct from the decoder's; see the header). */
+export function unclipPriorSeed(seed: number): string {
+  return `${seed}/prior`;
+}
+
+function checkCount(where: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${where}: ${name} must be a positive integer, got ${v}`);
+}
+
+/** n prompts from one or n (validated). */
+function expandPrompts(where: string, prompts: readonly string[], n: number): string[] {
+  if (!Array.isArray(prompts) || (prompts.length !== 1 && prompts.length !== n)) {
+    throw new Error(`${where}: give one prompt or n = ${n} prompts, got ${Array.isArray(prompts) ? prompts.length : typeof prompts}`);
+  }
+  prompts.forEach((q, i) => {
+    if (typeof q !== 'string') throw new Error(`${where}: prompt ${i} is a ${typeof q}, expected a string`);
+  });
+  return Array.from({ length: n }, (_, i) => prompts[prompts.length === 1 ? 0 : i]);
+}
+
+/** Warns once per message. */
+function onceWarner(onWarn?: (message: string) => void): (message: string) => void {
+  const warned = new Set<string>();
+  return (m: string): void => {
+    if (!warned.has(m)) onWarn?.(m);
+    warned.add(m);
+  };
+}
+
+/** Generates images [n, H, W, C] in [-1, 1] from prompts: CLIP text embedding -> prior -> decoder (the caller disposes the tensor). */
+export async function generateUnclip(
+  p: UnclipPipeline,
+  options: Partial<UnclipGenerateOptions> & Pick<UnclipGenerateOptions, 'prompts' | 'n'>,
+): Promise<tf.Tensor4D> {
+  const o: UnclipGenerateOptions = { ...UNCLIP_GENERATE_DEFAULTS, ...options };
+  checkCount('generateUnclip', 'n', o.n);
+  checkCount('generateUnclip', 'batchSize', o.batchSize);
+  const prompts = expandPrompts('generateUnclip', o.prompts, o.n);
+  validateClipMode(o.clip);
+  const onWarn = onceWarner(o.onWarn);
+  const readsText = p.decoder.config.textEncoder !== null;
+  const chunks: tf.Tensor4D[] = [];
+  try {
+    for (let start = 0; start < o.n; start += o.batchSize) {
+      const b = Math.min(o.batchSize, o.n - start);
+      const batchPrompts = prompts.slice(start, start + b);
+      const first = o.firstIndex + start;
+      // 1. CLIP text embeddings (unit norm) -> 2. prior sample of the image embeddings (unit norm)
+      const textEmb = p.clip.embedTexts(p.tokenizer, batchPrompts, onWarn);
+      let imageEmb: tf.Tensor2D;
+      try {
+        imageEmb = await samplePriorEmbeddings(p.prior, p.priorSchedule, textEmb, {
+          sampler: o.priorSampler, steps: o.priorSteps, guidance: o.priorGuidance, seed: unclipPriorSeed(o.seed), firstIndex: first,
+        });
+      } finally {
+        textEmb.dispose();
+      }
+      // 3. the decoder
+      try {
+        chunks.push(await decodeImageEmbeddings(p.decoder, p, imageEmb, {
+          prompts: readsText ? batchPrompts : null, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: first, clip: o.clip, onWarn,
+        }));
+      } finally {
+        imageEmb.dispose();
+      }
+    }
+    // 4. crop to the data size
+    return tf.tidy(() => {
+      const all = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor4D);
+      return o.cropToImageSize ? cropTo(all, p.decoder.config.imageSize) : tf.clone(all);
+    });
+  } finally {
+    tf.dispose(chunks);
+  }
+}
+
+// ---------------------------------------------------------------- variations
+
+export interface VariationOptions {
+  /** Variations per image. */
+  readonly n: number;
+  /** Text decoders only: one caption per image, or one for all (required for them). */
+  readonly prompts?: readonly string[];
+  readonly sampler: SamplerName;
+  readonly steps: number;
+  readonly guidance: number;
+  readonly seed: number;
+  /** Output row k (image floor(k / n)) uses the noise of index firstIndex + k. */
+  readonly firstIndex: number;
+  readonly batchSize: number;
+  readonly clip: ClipMode;
+  readonly cropToImageSize: boolean;
+  readonly onWarn?: (message: string) => void;
+}
+
+export const VARIATION_DEFAULTS: Omit<VariationOptions, 'n'> = {
+  sampler: UNCLIP_GENERATE_DEFAULTS.sampler,
+  steps: UNCLIP_GENERATE_DEFAULTS.steps,
+  guidance: UNCLIP_GENERATE_DEFAULTS.guidance,
+  seed: 0,
+  firstIndex: 0,
+  batchSize: 64,
+  clip: UNCLIP_GENERATE_DEFAULTS.clip,
+  cropToImageSize: true,
+};
+
+/** Images [B, h, w, C] centre-padded with -1 (black) to the CLIP's side, as its training data was. A new tensor. */
+export function padToClip(clip: Clip, images: tf.Tensor4D): tf.Tensor4D {
+  const { imageSize: s, inChannels } = clip.config.image;
+  const [, h, w, c] = images.shape;
+  if (images.rank !== 4 || c !== inChannels || h > s || w > s) {
+    throw new Error(`padToClip: images must be [B, h, w, ${inChannels}] with h, w <= the CLIP's imageSize ${s}, got [${images.shape}]`);
+  }
+  return tf.tidy(() => {
+    const top = Math.floor((s - h) / 2);
+    const left = Math.floor((s - w) / 2);
+    return h === s && w === s ? tf.clone(images) : tf.pad(images, [[0, 0], [top, s - h - top], [left, s - w - left], [0, 0]], -1);
+  });
+}
+
+/**
+ * DALL-E 2 image variations: each image's CLIP image embedding, decoded n
+ * times with fresh noise. images [B, h, w, C] in [-1, 1] (h, w up to the
+ * CLIP's imageSize; centre-padded). Returns [B n, H, W, C] in [-1, 1], image
+ * i's variations at rows [i n, (i + 1) n).
+ */
+export async function imageVariations(
+  p: UnclipPipeline,
+  images: tf.Tensor4D,
+  options: Partial<VariationOptions> & Pick<VariationOptions, 'n'>,
+): Promise<tf.Tensor4D> {
+  const o: VariationOptions = { ...VARIATION_DEFAULTS, ...options };
+  checkCount('imageVariations', 'n', o.n);
+  checkCount('imageVariations', 'batchSize', o.batchSize);
+  validateClipMode(o.clip);
+  if (images.rank !== 4 || images.shape[0] < 1) throw new Error(`imageVariations: images must be [B, h, w, C], got [${images.shape}]`);
+  const B = images.shape[0];
+  const readsText = p.decoder.config.textEncoder !== null;
+  let rowPrompts: string[] | null = null;
+  if (readsText) {
+    if (o.prompts === undefined) throw new Error('imageVariations: this decoder also reads captions: give prompts (one per image, or one for all)');
+    rowPrompts = expandPrompts('imageVariations', o.prompts, B);
+  } else if (o.prompts !== undefined) {
+    throw new Error('imageVariations: this decoder is conditioned on the image embedding only; do not pass prompts');
+  }
+  const onWarn = onceWarner(o.onWarn);
+  const embeddings = tf.tidy(() => {
+    const padded = padToClip(p.clip, images);
+    return p.clip.embedImages(padded); // [B, E] unit norm
+  });
+  const total = B * o.n;
+  const chunks: tf.Tensor4D[] = [];
+  try {
+    for (let start = 0; start < total; start += o.batchSize) {
+      const b = Math.min(o.batchSize, total - start);
+      const owner = Int32Array.from({ length: b }, (_, j) => Math.floor((start + j) / o.n));
+      const emb = tf.gather(embeddings, owner) as tf.Tensor2D;
+      try {
+        chunks.push(await decodeImageEmbeddings(p.decoder, p, emb, {
+          prompts: rowPrompts === null ? null : Array.from(owner, (i) => (rowPrompts as string[])[i]),
+          sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: o.firstIndex + start, clip: o.clip, onWarn,
+        }));
+      } finally {
+        emb.dispose();
+      }
+    }
+    return tf.tidy(() => {
+      const all = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor4D);
+      return o.cropToImageSize ? cropTo(all, p.decoder.config.imageSize) : tf.clone(all);
+    });
+  } finally {
+    tf.dispose([embeddings, ...chunks]);
+  }
+}
+
+// ---------------------------------------------------------------- assembling a folder from two runs
+
+export interface UnclipAssembly {
+  /** The CLIP checkpoint (kind 'clip') the prior and decoder were trained on. */
+  readonly clip: string;
+  /** Run folder of the prior (trainUnclipPrior): prior.safetensors. */
+  readonly priorRun: string;
+  /** Run folder of the decoder (trainUnclipDecoder): model.safetensors. */
+  readonly decoderRun: string;
+  /** A prior file of the prior run to ship instead of prior.safetensors. */
+  readonly priorFile?: string;
+  /** A UNet file of the decoder run to ship instead of model.safetensors (e.g. snapshots/step_002000.safetensors). */
+  readonly decoderFile?: string;
+  /** Weight storage of the shipped files (float16 halves them). Default float32. */
+  readonly storage?: 'float32' | 'float16';
+  /** Sampling defaults written to the manifest. */
+  readonly defaults?: UnclipSamplingDefaults;
+}
+
+/** Keeps a source file's step, seed and command when re-saving it. */
+function provenanceOf(info: CheckpointInfo): { step?: number; seed?: number; command?: string } {
+  return { step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined };
+}
+
+/**
+ * Writes an unclip pipeline folder `dir`: clip.safetensors, prior.safetensors,
+ * decoder.safetensors and pipeline.json. The parts are checked to fit together
+ * (embedding widths, channels, the CLIP the others were trained on) before
+ * anything is written; the written folder is loaded back once.
+ */
+export async function writeUnclipPipeline(dir: string, a: UnclipAssembly): Promise<PipelineManifest> {
+  const storage = a.storage ?? 'float32';
+  const priorFile = path.resolve(a.priorRun, a.priorFile ?? PRIOR_WEIGHTS_FILE);
+  const decoderFile = path.resolve(a.decoderRun, a.decoderFile ?? WEIGHTS_FILE);
+  const clipInfo = await readModelConfig(a.clip);
+  const provenance = clipProvenanceOf(clipInfo, a.clip);
+  const prior = await priorConfigOf(priorFile);
+  const decoder = await decoderConfigOf(decoderFile);
+  checkUnclipParts(provenance, prior.config, decoder.config, `writeUnclipPipeline(${dir})`);
+  fs.mkdirSync(dir, { recursive: true });
+
+  const clip = await loadClip(a.clip);
+  try {
+    await saveModelWeights(path.join(dir, 'clip.safetensors'), clip, { kind: CLIP_CHECKPOINT_KIND, config: clipInfo.config, ...provenanceOf(clipInfo), storage });
+  } finally {
+    clip.dispose();
+  }
+  const loadedPrior = await loadPrior(priorFile);
+  try {
+    await saveModelWeights(path.join(dir, 'prior.safetensors'), loadedPrior.prior, { kind: PRIOR_CHECKPOINT_KIND, config: prior.info.config, ...provenanceOf(prior.info), storage });
+  } finally {
+    loadedPrior.prior.dispose();
+  }
+  const loadedDecoder = await loadUnclipDecoder(decoderFile);
+  try {
+    await saveModelWeights(path.join(dir, 'decoder.safetensors'), loadedDecoder.unet, { kind: 'unet', config: decoder.info.config, ...provenanceOf(decoder.info), storage });
+  } finally {
+    loadedDecoder.unet.dispose();
+  }
+  const E = provenance.config.image.embedDim;
+  const u = decoder.config.unet;
+  const manifest = await writePipelineManifest(dir, {
+    design: 'unclip',
+    parts: {
+      [UNCLIP_PARTS.clip]: { file: 'clip.safetensors', kind: CLIP_CHECKPOINT_KIND, description: `frozen CLIP (E ${E}, step ${clipInfo.step ?? '?'}): text tower for prompts, image tower for variations, ${storage}` },
+      [UNCLIP_PARTS.prior]: { file: 'prior.safetensors', kind: PRIOR_CHECKPOINT_KIND, description: `diffusion prior text -> image embedding (EMA) after ${prior.info.step ?? '?'} steps, ${storage}` },
+      [UNCLIP_PARTS.decoder]: {
+        file: 'decoder.safetensors', kind: 'unet',
+        description: `pixel decoder ${u.sampleSize}x${u.sampleSize} from the image embedding${decoder.config.textEncoder !== null ? ' and the caption' : ''} (EMA) after ${decoder.info.step ?? '?'} steps, ${decoder.config.dataset}, ${storage}`,
+      },
+    },
+    ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}),
+  });
+  (await loadUnclipPipeline(dir, manifest)).dispose(); // what was written loads
+  return manifest;
+}
