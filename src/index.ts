@@ -160,3 +160,8 @@ export { DiffusionPrior, priorConfig, PRIOR_DEFAULTS, priorDenoiser, priorCond, 
 export type { PriorConfig } from './models/prior';
 export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior, loadPrior } from './train/priorTraining';
 export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';
+
+// DALL-E 2-style unCLIP pipeline
+export { loadUnclipPipeline, generateUnclip, imageVariations, writeUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export type { UnclipPipeline, UnclipGenerateOptions } from './pipelines/unclip';
+export { trainUnclipDecoder, trainUnclipPrior } from './pipelines/unclipTraining';

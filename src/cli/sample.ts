@@ -14,7 +14,7 @@ import { generate, loadPixelPipeline, GENERATE_DEFAULTS } from '../pipelines/pix
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
 import { loadTextPipeline } from '../pipelines/loadPipeline';
-import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
+import { isTextPipelineFolder } from '../pipelines/evaluateText';
 import { saveImageGrid, saveImages } from '../io/png';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
 
@@ -59,13 +59,6 @@ function clipMode(spec: string | undefined): ClipMode | undefined {
   if (spec === 'static') return { kind: 'static', value: 1 };
   if (spec === 'dynamic') return { kind: 'dynamic', percentile: 0.995 };
   return { kind: 'none' };
-}
-
-/** True when `p` is a pipeline folder whose manifest has a text encoder. */
-async function isTextPipeline(p: string): Promise<boolean> {
-  if (!fs.existsSync(p) || !fs.statSync(p).isDirectory() || !fs.existsSync(path.join(p, PIPELINE_MANIFEST_FILE))) return false;
-  const manifest = await readPipelineManifest(p);
-  return Object.prototype.hasOwnProperty.call(manifest.parts, 'text_encoder');
 }
 
 interface Job {
@@ -136,7 +129,7 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
   handler: async (args) =>
     runWithBackend(args, async () => {
       const started = Date.now();
-      const job = (await isTextPipeline(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
+      const job = (await isTextPipelineFolder(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
       try {
         fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
         await saveImageGrid(args.out, job.images, { cols: job.cols });

@@ -500,7 +500,10 @@ export class UNet extends Module {
   describeConditioning(): string {
     const c = this.config;
     const parts: string[] = [];
-    if (c.contextDim !== null) parts.push(`cross-attention to context [B, L, ${c.contextDim}] (masked)${this.contextTimeProj !== null ? ' + pooled context -> time' : ''}`);
+    if (c.contextDim !== null) {
+      const tokens = c.imageEmbeddingDim === null ? `context [B, L, ${c.contextDim}] (masked)` : `context [B, L, ${c.contextDim}] (text tokens if given, then image-embedding tokens)`;
+      parts.push(`cross-attention to ${tokens}${this.contextTimeProj !== null ? ' + pooled text -> time' : ''}`);
+    }
     if (c.numClasses !== null) parts.push(`${c.numClasses} classes + null class -> time`);
     if (c.augLevelEmbedding) parts.push('noise-augmentation level -> time');
     if (c.imageEmbeddingDim !== null) parts.push(`CLIP image embedding [B, ${c.imageEmbeddingDim}] -> ${c.imageEmbeddingTokens} context tokens + time`);

@@ -81,7 +81,7 @@ function loadReference(dataset: TextEvalDataset, dataDir: string | undefined): I
 export async function isTextPipelineFolder(p: string): Promise<boolean> {
   if (!fs.existsSync(p) || !fs.statSync(p).isDirectory() || !fs.existsSync(path.join(p, PIPELINE_MANIFEST_FILE))) return false;
   const manifest = await readPipelineManifest(p);
-  return Object.prototype.hasOwnProperty.call(manifest.parts, 'text_encoder');
+  return manifest.design === 'unclip' || Object.prototype.hasOwnProperty.call(manifest.parts, 'text_encoder');
 }
 
 /** Images [B, h, w, C] centre-padded with -1 to the CLIP's side (as its training data was). A new tensor. */

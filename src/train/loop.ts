@@ -182,7 +182,8 @@ function imageEmbeddingFor(model: UNet, batch: Batch, dropMask: Uint8Array | nul
 /** The text condition of captions (each replaced by NULL_PROMPT where dropMask is 1), looked up in the cache. */
 function textConditionFor(model: UNet, batch: Batch, dropMask: Uint8Array | null, textStates: CaptionStateCache | null): Pick<ConditionInputs, 'context' | 'contextMask'> {
   const dim = model.config.contextDim;
-  if (dim === null) return { context: null, contextMask: null };
+  // An image-embedding-only decoder (imageEmbeddingDim set, no text states) has context tokens from the embedding alone.
+  if (dim === null || (textStates === null && model.config.imageEmbeddingDim !== null)) return { context: null, contextMask: null };
   if (textStates === null) throw new Error(`the model has cross-attention (contextDim ${dim}) but no text states were given (textStates: encodeCaptionsCached of the captions and NULL_PROMPT)`);
   if (batch.captions === null) throw new Error(`the model is text-conditional (contextDim ${dim}) but the dataset has no captions`);
   const captions = batch.captions.map((c, i) => (dropMask !== null && dropMask[i] === 1 ? NULL_PROMPT : c));
@@ -357,7 +358,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const metricsPath = path.join(outDir, METRICS_FILE);
 
   const textStates = opts.textStates ?? null;
-  if (model.config.contextDim !== null && textStates === null) {
+  if (model.config.contextDim !== null && model.config.imageEmbeddingDim === null && textStates === null) {
     throw new Error(`the model has cross-attention (contextDim ${model.config.contextDim}): pass textStates (encodeCaptionsCached of the training captions and NULL_PROMPT)`);
   }
   if (textStates !== null && !textStates.index.has(NULL_PROMPT)) {

@@ -277,7 +277,7 @@ describe('refusals when loading', () => {
     await writePipelineManifest(dir, { design: 'pixel', parts: { unet: { file: 'unet.safetensors', kind: 'unet' }, text_encoder: { file: 'text_encoder.safetensors', kind: 'text-encoder' } } });
     await expect(loadTextToImagePipeline(dir)).rejects.toThrow(/a super-resolution stage \(it samples from a low-res image\): use it as the 'sr' part of a cascade/);
     await writePipelineManifest(dir, { design: 'unclip', parts: { text_encoder: { file: 'text_encoder.safetensors', kind: 'text-encoder' } } });
-    await expect(loadTextPipeline(dir)).rejects.toThrow(/design 'unclip' .* is not supported by loadTextPipeline yet/);
+    await expect(loadTextPipeline(dir)).rejects.toThrow(/no part 'clip' \(parts: text_encoder\)/);
     await writePipelineManifest(dir, { design: 'pixel', parts: { unet: { file: 'base.safetensors', kind: 'unet' } } });
     await expect(loadTextPipeline(dir)).rejects.toThrow(/without a 'text_encoder' part is not text-to-image/);
   });

@@ -123,7 +123,7 @@ describe('trainUnclipDecoder, trainUnclipPrior and the assembled folder', () => 
 
   // Needs train/loop.ts to train a UNet whose only context is the image embedding (no textStates):
   // it refuses today ("pass textStates"). Flip to `it` once the loop accepts image-only decoders.
-  it.failing('trains an image-embedding-only decoder (the default): no text tower, no pooled-text projection', async () => {
+  it('trains an image-embedding-only decoder (the default): no text tower, no pooled-text projection', async () => {
     const outDir = path.join(root, 'decoder-image-only');
     const before = tf.memory().numTensors;
     const r = await trainUnclipDecoder(DECODER_OPTIONS(clipFile, outDir));
