@@ -39,11 +39,11 @@ import { LowResConfig, checkAugLevel, resizeTo, augmentLowRes, samplingAugmentat
 import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
 import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
 import { sample } from '../sample/sample';
-import { SamplerName, SAMPLER_NAMES } from '../sample/types';
+import { SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
-import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
+import { defaultNumber, defaultSampler, PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
 import { encodePrompts, FrozenTextEncoder, loadTextEncoder, saveTextEncoder } from './textConditioning';
 import {
   checkTextPipelineParts, generateFromText, stageOf, TextToImagePipeline, TextUNetCheckpointConfig, textUNetCheckpointConfig, TEXT_ENCODER_FILE,
@@ -87,15 +87,11 @@ export const CASCADE_PARTS = { textEncoder: 'text_encoder', base: 'base', sr: 's
 export function cascadeSamplingDefaults(raw: Record<string, unknown> | undefined, where: string): CascadeSamplingDefaults {
   const out: { -readonly [K in keyof CascadeSamplingDefaults]: CascadeSamplingDefaults[K] } = { ...samplingDefaults(raw, where) };
   if (raw === undefined) return out;
-  if (raw.srSampler !== undefined) {
-    if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.srSampler)) throw new Error(`${where}: defaults.srSampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.srSampler)}`);
-    out.srSampler = raw.srSampler as SamplerName;
-  }
+  const srSampler = defaultSampler(raw, 'srSampler', where);
+  if (srSampler !== undefined) out.srSampler = srSampler;
   for (const key of ['srSteps', 'srGuidance', 'augLevel'] as const) {
-    const v = raw[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
-    out[key] = v;
+    const v = defaultNumber(raw, key, where);
+    if (v !== undefined) out[key] = v;
   }
   return out;
 }

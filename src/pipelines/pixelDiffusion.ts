@@ -53,6 +53,22 @@ export interface PipelineSamplingDefaults {
   readonly prompts?: readonly string[];
 }
 
+/** defaults[key] as a sampler name, or undefined when absent; anything else is an error naming the manifest. */
+export function defaultSampler(raw: Record<string, unknown>, key: string, where: string): SamplerName | undefined {
+  const v = raw[key];
+  if (v === undefined) return undefined;
+  if (!(SAMPLER_NAMES as readonly unknown[]).includes(v)) throw new Error(`${where}: defaults.${key} must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as SamplerName;
+}
+
+/** defaults[key] as a number >= 0, or undefined when absent; anything else is an error naming the manifest. */
+export function defaultNumber(raw: Record<string, unknown>, key: string, where: string): number | undefined {
+  const v = raw[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export function samplingDefaults(raw: Record<string, unknown> | undefined, where: string): PipelineSamplingDefaults {
   if (raw === undefined) return {};
   const out: { sampler?: SamplerName; steps?: number; guidance?: number; prompts?: string[] } = {};
@@ -62,15 +78,11 @@ export function samplingDefaults(raw: Record<string, unknown> | undefined, where
     }
     out.prompts = raw.prompts as string[];
   }
-  if (raw.sampler !== undefined) {
-    if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.sampler)) throw new Error(`${where}: defaults.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.sampler)}`);
-    out.sampler = raw.sampler as SamplerName;
-  }
+  const sampler = defaultSampler(raw, 'sampler', where);
+  if (sampler !== undefined) out.sampler = sampler;
   for (const key of ['steps', 'guidance'] as const) {
-    const v = raw[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
-    out[key] = v;
+    const v = defaultNumber(raw, key, where);
+    if (v !== undefined) out[key] = v;
   }
   return out;
 }

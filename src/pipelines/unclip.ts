@@ -49,11 +49,11 @@ import { loadPrior, PRIOR_CHECKPOINT_KIND, PRIOR_WEIGHTS_FILE } from '../train/p
 import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
 import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
 import { sample } from '../sample/sample';
-import { Cond, SamplerName, SAMPLER_NAMES } from '../sample/types';
+import { Cond, SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
-import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
+import { defaultNumber, defaultSampler, PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
 import { TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 
 // ---------------------------------------------------------------- configs
@@ -190,17 +190,11 @@ export interface UnclipSamplingDefaults extends PipelineSamplingDefaults {
 export function unclipSamplingDefaults(raw: Record<string, unknown> | undefined, where: string): UnclipSamplingDefaults {
   const out: { -readonly [K in keyof UnclipSamplingDefaults]: UnclipSamplingDefaults[K] } = { ...samplingDefaults(raw, where) };
   if (raw === undefined) return out;
-  if (raw.priorSampler !== undefined) {
-    if (!(SAMPLER_NAMES as readonly unknown[]).includes(raw.priorSampler)) {
-      throw new Error(`${where}: defaults.priorSampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw.priorSampler)}`);
-    }
-    out.priorSampler = raw.priorSampler as SamplerName;
-  }
+  const priorSampler = defaultSampler(raw, 'priorSampler', where);
+  if (priorSampler !== undefined) out.priorSampler = priorSampler;
   for (const key of ['priorSteps', 'priorGuidance'] as const) {
-    const v = raw[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
-    out[key] = v;
+    const v = defaultNumber(raw, key, where);
+    if (v !== undefined) out[key] = v;
   }
   return out;
 }
