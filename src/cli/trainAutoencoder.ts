@@ -5,11 +5,16 @@
  * the test split (and rFID with --features).
  *
  *   tfjs-diffusion train-autoencoder --dataset mnist --steps 2000 --out runs/ae-mnist
+ *   tfjs-diffusion train-autoencoder --dataset colored-mnist --features colored-mnist --out runs/colored-mnist-autoencoder
+ *
+ * Data: the loadDataset names, plus Colored MNIST as the text pipelines and the
+ * shipped classifier see it (colours of seed 0; train = the 'seen' (digit,
+ * colour, background) triples, test = all 480), 32x32x3 -> 8x8x4 latents.
  */
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { DATASET_NAMES, DatasetName, loadDataset } from '../data/load';
 import { ImageDataset } from '../data/dataset';
+import { CLASSIFIER_DATASETS, ClassifierDatasetName, loadClassifierSplit } from '../eval/trainClassifier';
 import { loadFeatureExtractor } from '../eval/features';
 import { AUTOENCODER_DEFAULTS, AutoencoderConfig } from '../models/autoencoder';
 import {
@@ -51,9 +56,14 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
   describe: 'Train the KL autoencoder of latent diffusion (encoder -> diagonal Gaussian latent -> decoder) on a dataset',
   builder: (y) =>
     withBackendOptions(y)
-      .option('dataset', { type: 'string', choices: DATASET_NAMES as unknown as string[], default: 'mnist', describe: 'training data (padded to a power-of-two side)' })
+      .option('dataset', {
+        type: 'string',
+        choices: CLASSIFIER_DATASETS as unknown as string[],
+        default: 'mnist',
+        describe: 'training data, padded to a power-of-two side (colored-mnist: colours of seed 0, seen triples; its test split has all)',
+      })
       .option('data-dir', { type: 'string', describe: 'folder of the data (cifar10, image-folder; overrides fashion-mnist)' })
-      .option('limit', { type: 'number', describe: 'use only the first N training images' })
+      .option('limit', { type: 'number', describe: 'use only the first N training images (colored-mnist: of the MNIST digits it colours)' })
       .option('base-channels', { type: 'number', default: AUTOENCODER_DEFAULTS.baseChannels, describe: 'width of the full-resolution level' })
       .option('channel-mults', { type: 'string', default: AUTOENCODER_DEFAULTS.channelMults.join(','), describe: 'width multipliers per level; L levels downsample by 2^(L-1)' })
       .option('res-blocks', { type: 'number', default: AUTOENCODER_DEFAULTS.numResBlocks, describe: 'ResBlocks per encoder level (decoder: one more)' })
@@ -87,11 +97,12 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
         process.off('SIGINT', onSigint);
       };
       process.on('SIGINT', onSigint);
-      const name = args.dataset as DatasetName;
-      const train = loadDataset(name, 'train', { dataDir: args['data-dir'], limit: args.limit });
+      // The classifier trainer's splits: the same images (and Colored MNIST colours) as the classifier behind --features.
+      const name = args.dataset as ClassifierDatasetName;
+      const train = loadClassifierSplit(name, 'train', { dataDir: args['data-dir'], limit: args.limit });
       let test: ImageDataset | null = null;
       try {
-        test = loadDataset(name, 'test', { dataDir: args['data-dir'] });
+        test = loadClassifierSplit(name, 'test', { dataDir: args['data-dir'] });
       } catch (e) {
         onLog(`no test split (${(e as Error).message.split('\n')[0]}); validation disabled`);
       }
