@@ -9,8 +9,9 @@
  *   - text encoder: the text tower of a CLIP trained by examples/train-clip.ts
  *     (byte-level BPE, 4 pre-LN blocks, D = 128), FROZEN; the token states of
  *     every distinct caption are computed once;
- *   - latent space only: an autoencoder (examples/mnist-autoencoder.ts: 32x32 ->
- *     8x8x4 KL autoencoder, latent scale factor in its metadata), FROZEN; every
+ *   - latent space only: an autoencoder (examples/mnist-autoencoder.ts, or
+ *     `tfjs-diffusion train-autoencoder --dataset colored-mnist | cifar10`: 32x32
+ *     -> 8x8x4 KL autoencoder, latent scale factor in its metadata), FROZEN; every
  *     training image is encoded once to its scaled posterior mean;
  *   - the UNet trained here: the 'small' widths 32-64-64 (one ResBlock per
  *     level), the mean-pooled text states added to the time embedding (every
