@@ -2,7 +2,8 @@
  * `eval`: FID / KID against the test split and conditional accuracy of a trained
  * pipeline. A pipeline folder with a 'text_encoder' part (pixel, latent or
  * cascade design) is evaluated from one prompt per class (plus CLIP score with --eval-clip, attribute agreement with
- * --attributes); anything else as a class-conditional / unconditional pixel pipeline.
+ * --attributes, colour agreement on seen and held-out Colored MNIST triples with --colors); anything else as a
+ * class-conditional / unconditional pixel pipeline.
  */
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
@@ -10,8 +11,8 @@ import { DATASET_NAMES, isDatasetName } from '../data/load';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../pipelines/evaluatePixel';
 import {
-  attributeAgreementOf, AttributeAgreementResult, attributeAgreementTable, evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder,
-  TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
+  attributeAgreementOf, AttributeAgreementResult, attributeAgreementTable, colorAgreement, ColorAgreementResult, colorAgreementTable,
+  evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder, TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
 } from '../pipelines/evaluateText';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
@@ -40,6 +41,8 @@ interface EvalArgs extends BackendArgs {
   'eval-clip'?: string;
   attributes: boolean;
   'attribute-n': number;
+  colors: boolean;
+  'color-n': number;
 }
 
 const DATASET_CHOICES: string[] = [...new Set<string>([...DATASET_NAMES, ...TEXT_EVAL_DATASETS])];
@@ -55,6 +58,7 @@ async function evalPixel(args: EvalArgs): Promise<void> {
     ...(args['prompt-template'] !== undefined ? ['prompt-template'] : []),
     ...(args['eval-clip'] !== undefined ? ['eval-clip'] : []),
     ...(args.attributes ? ['attributes'] : []),
+    ...(args.colors ? ['colors'] : []),
   ];
   if (textOnly.length > 0) throw new Error(`--${textOnly.join(', --')}: only for text-to-image pipelines (a folder whose ${PIPELINE_MANIFEST_FILE} has a 'text_encoder' part); ${args.pipeline} is not one`);
   const dataset = args.dataset ?? 'mnist';
@@ -89,6 +93,19 @@ async function evalText(args: EvalArgs): Promise<void> {
   const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? fallback.sampler;
   const steps = args.steps ?? d.steps ?? fallback.steps;
   const guidance = args.guidance ?? d.guidance ?? fallback.guidance;
+  // Colours first: a pipeline that is not Colored MNIST is refused before the long FID run.
+  let colors: ColorAgreementResult[] | null = null;
+  if (args.colors) {
+    const pipeline = await loadTextPipeline(args.pipeline);
+    try {
+      colors = [];
+      for (const combinations of ['seen', 'held-out'] as const) {
+        colors.push(await colorAgreement(pipeline, { perPrompt: args['color-n'], combinations, sampler, steps, guidance, seed: args.seed, batchSize: args.batch, onLog: log }));
+      }
+    } finally {
+      pipeline.dispose();
+    }
+  }
   const result = await evaluateTextPipeline({
     pipeline: args.pipeline,
     dataset,
@@ -116,10 +133,11 @@ async function evalText(args: EvalArgs): Promise<void> {
       pipeline.dispose();
     }
   }
-  if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, attributes, command: commandLine() }, null, 2) + '\n');
+  if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, attributes, colors, command: commandLine() }, null, 2) + '\n');
   for (const note of [...result.fidNotes, ...result.notes]) process.stderr.write(`note: ${note}\n`);
   process.stdout.write(`${TEXT_EVAL_TABLE_HEADER}\n${textEvalMarkdownRow(result, commandLine())}\n`);
   if (attributes !== null) process.stdout.write(`\n${attributeAgreementTable(attributes)}\n`);
+  if (colors !== null) process.stdout.write(`\n${colorAgreementTable(colors)}\n`);
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
@@ -144,7 +162,9 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('prompt-template', { type: 'string', describe: "text pipelines: one prompt per class, {n} = digit (default 'a handwritten {n}') or {class} (default 'a photo of {class}')" })
       .option('eval-clip', { type: 'string', describe: 'text pipelines: a CLIP checkpoint (clip.safetensors) to score each image against its prompt' })
       .option('attributes', { type: 'boolean', default: false, describe: "MNIST text pipelines: also measure whether 'a thick / thin / small / large {n}' gives what it asks" })
-      .option('attribute-n', { type: 'number', default: 10, describe: 'images per attribute prompt (word x digit) for --attributes' }) as never,
+      .option('attribute-n', { type: 'number', default: 10, describe: 'images per attribute prompt (word x digit) for --attributes' })
+      .option('colors', { type: 'boolean', default: false, describe: "Colored MNIST text pipelines: also measure whether 'a red 3 on a navy background' gives that digit, colour and background, on 20 seen and the 20 held-out triples" })
+      .option('color-n', { type: 'number', default: 5, describe: 'images per colour prompt (triple) for --colors' }) as never,
   handler: async (args) =>
     runWithBackend(args, async () => {
       if (await isTextPipelineFolder(args.pipeline)) await evalText(args);

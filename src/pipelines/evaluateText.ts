@@ -21,13 +21,23 @@
  * with the same fraction for 'a handwritten {d}' (what you get without asking).
  * The noise is paired: image j of digit d uses noise index d * perPrompt + j
  * under every prompt, so a difference comes from the words, not the draws.
+ *
+ * Colour agreement (Colored MNIST text pipelines): does 'a red 3 on a navy
+ * background' give a red 3 on navy? For 20 (digit, colour, background) triples,
+ * either seen in training (eval/colorAgreement.ts COLOR_AGREEMENT_SEEN) or the
+ * dataset's 20 held-out ones (COLORED_MNIST_HELD_OUT), images generated from
+ * coloredMnistPrompt(d, c, b) are measured (measureColors: background from the
+ * frame, digit colour from the ink) and classified (the colored-mnist
+ * classifier); reported are the fractions with the digit, the colour, the
+ * background and all three as asked. Image j of triple t uses noise index
+ * t * perPrompt + j in both sets, so seen vs held-out differ by prompt only.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '../data/load';
 import { ImageDataset } from '../data/dataset';
-import { loadColoredMnist } from '../data/coloredMnist';
+import { ColorCombination, coloredMnistPrompt, loadColoredMnist } from '../data/coloredMnist';
 import { CIFAR10_SYNONYMS, digitAttributes, FASHION_MNIST_SYNONYMS, measureDigit, MnistCaptionThresholds, MNIST_CAPTION_THRESHOLDS } from '../data/captions';
 import { loadFeatureExtractor, FeatureExtractor, CLASSIFIER_FEATURE_NAMES, shippedClassifiersDir, prepareImages } from '../eval/features';
 import { datasetSource, extractSourceFeatures, ImageSource } from '../eval/imageFolderStats';
@@ -35,6 +45,7 @@ import { frechetDistance } from '../eval/frechet';
 import { kernelInceptionDistance } from '../eval/kid';
 import { loadClassifier, Classifier } from '../eval/classifier';
 import { classify } from '../eval/conditionalAccuracy';
+import { ColorCombinationSet, colorAgreementTriples, measureColors } from '../eval/colorAgreement';
 import { clipScore, digitPrompts } from '../eval/clipScore';
 import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
@@ -501,4 +512,148 @@ export function attributeAgreementTable(r: AttributeAgreementResult): string {
     `| (digit accuracy, classifier) | ${pct(r.digitAccuracy)} | ${pct(r.baselineDigitAccuracy)} | |`,
   ];
   return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- colour agreement (Colored MNIST)
+
+/** Images per generation batch (and read-back) of colorAgreement by default. */
+export const COLOR_AGREEMENT_BATCH_SIZE = 100;
+
+export interface ColorAgreementOptions {
+  /** Images per prompt (per triple). */
+  readonly perPrompt: number;
+  /** The 20 triples asked for: 'seen' (COLOR_AGREEMENT_SEEN) or 'held-out' (COLORED_MNIST_HELD_OUT). */
+  readonly combinations: ColorCombinationSet;
+  /** Default: the pipeline's (its manifest's, then its design's). */
+  readonly sampler?: SamplerName;
+  readonly steps?: number;
+  readonly guidance?: number;
+  readonly seed: number;
+  /** Images per generation batch and read-back (default COLOR_AGREEMENT_BATCH_SIZE). */
+  readonly batchSize?: number;
+  /** Colored MNIST digit classifier .safetensors (default the shipped colored-mnist.safetensors). */
+  readonly classifier?: string;
+  readonly onLog?: (line: string) => void;
+}
+
+/** Fractions over the perPrompt images of one triple (or over all images: ColorAgreementResult). */
+export interface ColorFractions {
+  /** The classifier's digit is the digit asked for. */
+  readonly digit: number;
+  /** The measured digit colour is the colour asked for (no ink counts as wrong). */
+  readonly color: number;
+  /** The measured background is the background asked for. */
+  readonly background: number;
+  /** All three as asked. */
+  readonly all: number;
+}
+
+export interface ColorTripleAgreement extends ColorFractions {
+  readonly triple: ColorCombination;
+  readonly prompt: string;
+}
+
+export interface ColorAgreementResult extends ColorFractions {
+  readonly combinations: ColorCombinationSet;
+  readonly perPrompt: number;
+  /** Images measured: 20 * perPrompt. */
+  readonly count: number;
+  /** As given; null = the pipeline's default. */
+  readonly sampler: SamplerName | null;
+  readonly steps: number | null;
+  readonly guidance: number | null;
+  readonly seed: number;
+  /** Fraction of the images in which no ink was found (no digit colour measured). */
+  readonly noInk: number;
+  /** Per triple, in the order of colorAgreementTriples(combinations). */
+  readonly perTriple: ColorTripleAgreement[];
+  readonly classifier: string;
+}
+
+/** Colour agreement of a Colored MNIST text pipeline on one combination set (see the header). Does not dispose the pipeline. */
+export async function colorAgreement(pipeline: TextPipeline, opts: ColorAgreementOptions): Promise<ColorAgreementResult> {
+  const log = opts.onLog ?? (() => undefined);
+  const { perPrompt } = opts;
+  const batchSize = opts.batchSize ?? COLOR_AGREEMENT_BATCH_SIZE;
+  if (!Number.isInteger(perPrompt) || perPrompt < 1) throw new Error(`colorAgreement: perPrompt must be a positive integer, got ${perPrompt}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`colorAgreement: batchSize must be a positive integer, got ${batchSize}`);
+  if (pipeline.dataset !== 'colored-mnist' || pipeline.imageChannels !== 3 || pipeline.imageSize !== 32) {
+    throw new Error(`colorAgreement: needs a Colored MNIST text pipeline (dataset 'colored-mnist', 32x32x3 images), got dataset '${pipeline.dataset}', ` +
+      `${pipeline.imageSize}x${pipeline.imageSize}x${pipeline.imageChannels}`);
+  }
+  const triples = colorAgreementTriples(opts.combinations);
+  const prompts = triples.map((t) => coloredMnistPrompt(t.digit, t.color, t.background));
+  const classifierFile = opts.classifier ?? path.join(shippedClassifiersDir(), 'colored-mnist.safetensors');
+  const classifier = await loadClassifier(classifierFile);
+  try {
+    const cc = classifier.config;
+    if (cc.numClasses !== 10) throw new Error(`colorAgreement: classifier ${classifierFile} has ${cc.numClasses} classes, expected the 10 digits`);
+    const spec = { height: cc.imageSize, width: cc.imageSize, channels: cc.channels, padFrom: cc.padFrom };
+    const count = triples.length * perPrompt; // image k: triple floor(k / perPrompt), noise index k
+    const values = pipeline.imageSize * pipeline.imageSize * 3;
+    // hits[t] = [digit, colour, background, all] counts over the triple's images
+    const hits = triples.map(() => [0, 0, 0, 0]);
+    let noInk = 0;
+    for (let start = 0; start < count; start += batchSize) {
+      const b = Math.min(batchSize, count - start);
+      const owner = Array.from({ length: b }, (_, i) => Math.floor((start + i) / perPrompt));
+      const images = await pipeline.generate({
+        prompts: owner.map((t) => prompts[t]), n: b, sampler: opts.sampler, steps: opts.steps, guidance: opts.guidance, seed: opts.seed,
+        firstIndex: start, batchSize, onWarn: (m) => log(`warning: ${m}`),
+      });
+      // One read per batch: [b, H*W*3 values | predicted digit].
+      const packed = tf.tidy(() => {
+        const predicted = tf.reshape(tf.cast(tf.argMax(classifier.apply(prepareImages(images, spec, 'classifier')), 1), 'float32'), [b, 1]);
+        return tf.concat([tf.reshape(images, [b, values]), predicted], 1);
+      });
+      let data: Float32Array;
+      try {
+        data = (await packed.data()) as Float32Array;
+      } finally {
+        tf.dispose([images, packed]);
+      }
+      const row = values + 1;
+      for (let i = 0; i < b; i++) {
+        const px = new Uint8Array(values);
+        for (let p = 0; p < values; p++) px[p] = Math.min(255, Math.max(0, Math.round((data[i * row + p] + 1) * 127.5)));
+        const m = measureColors(px);
+        const t = triples[owner[i]];
+        const ok = [data[i * row + values] === t.digit, m.digitColor === t.color, m.background === t.background];
+        const h = hits[owner[i]];
+        ok.forEach((v, j) => {
+          if (v) h[j] += 1;
+        });
+        if (ok.every((v) => v)) h[3] += 1;
+        if (m.inkPixels === 0) noInk += 1;
+      }
+      log(`colours (${opts.combinations}): measured ${start + b}/${count} images`);
+    }
+    const fractions = (h: readonly number[], n: number): ColorFractions => ({ digit: h[0] / n, color: h[1] / n, background: h[2] / n, all: h[3] / n });
+    const total = [0, 1, 2, 3].map((j) => hits.reduce((s, h) => s + h[j], 0));
+    return {
+      combinations: opts.combinations,
+      perPrompt,
+      count,
+      sampler: opts.sampler ?? null,
+      steps: opts.steps ?? null,
+      guidance: opts.guidance ?? null,
+      seed: opts.seed,
+      ...fractions(total, count),
+      noInk: noInk / count,
+      perTriple: triples.map((triple, t) => ({ triple, prompt: prompts[t], ...fractions(hits[t], perPrompt) })),
+      classifier: classifierFile,
+    };
+  } finally {
+    classifier.dispose();
+  }
+}
+
+/** Colour agreement results (e.g. seen and held-out) as a Markdown table, one row per combination set. */
+export function colorAgreementTable(results: readonly ColorAgreementResult[]): string {
+  const pct = (v: number): string => `${(100 * v).toFixed(1)}%`;
+  return [
+    '| combinations | images | digit (classifier) | digit colour | background | all three | no ink |',
+    '|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.combinations} | ${r.count} | ${pct(r.digit)} | ${pct(r.color)} | ${pct(r.background)} | ${pct(r.all)} | ${pct(r.noInk)} |`),
+  ].join('\n');
 }

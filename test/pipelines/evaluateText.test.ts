@@ -17,8 +17,12 @@ import { classify } from '../../src/eval/conditionalAccuracy';
 import { clipScore } from '../../src/eval/clipScore';
 import { shippedClassifiersDir } from '../../src/eval/features';
 import { digitAttributes, measureDigit, MNIST_CAPTION_THRESHOLDS } from '../../src/data/captions';
+import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../../src/data/coloredMnist';
+import { measureColors } from '../../src/eval/colorAgreement';
+import { loadTextPipeline, textToImageAsTextPipeline } from '../../src/pipelines/loadPipeline';
 import {
-  attributeAgreement, attributeAgreementTable, evalPrompts, evaluateTextPipeline, TextEvalOptions, textEvalMarkdownRow, TEXT_EVAL_TABLE_HEADER,
+  attributeAgreement, attributeAgreementTable, colorAgreement, colorAgreementTable, evalPrompts, evaluateTextPipeline, TextEvalOptions, textEvalMarkdownRow,
+  TEXT_EVAL_TABLE_HEADER,
 } from '../../src/pipelines/evaluateText';
 
 // A hand-built text pipeline: an untrained tiny UNet (random, non-zero output conv, so samples are noise)
@@ -248,6 +252,111 @@ describe('attributeAgreement', () => {
       await expect(attributeAgreement(pipeline, { perPrompt: 0, sampler: 'ddim', steps: 2, guidance: 1, seed: 0, batchSize: 5 })).rejects.toThrow(/perPrompt must be a positive integer/);
     } finally {
       pipeline.dispose();
+    }
+  });
+});
+
+describe('colorAgreement', () => {
+  // The same tiny design, 3-channel at 32x32 and recorded as a Colored MNIST pipeline.
+  let colorDir: string;
+  const COLORED_MNIST_CLASSIFIER = path.join(shippedClassifiersDir(), 'colored-mnist.safetensors');
+  beforeAll(async () => {
+    colorDir = path.join(root, 'color-pipeline');
+    fs.mkdirSync(colorDir);
+    fs.copyFileSync(path.join(pipelineDir, 'text_encoder.safetensors'), path.join(colorDir, 'text_encoder.safetensors'));
+    const text = await loadTextEncoder(path.join(colorDir, 'text_encoder.safetensors'));
+    const ucfg = unetConfig({
+      inChannels: 3, sampleSize: 32, baseChannels: 8, channelMults: [1, 2], numResBlocks: 1, attentionResolutions: [16], heads: 2,
+      timeEmbeddingDim: 32, contextDim: 16, zeroInitOutput: false,
+    });
+    const unet = new UNet(ucfg, new Rng(5));
+    const config: TextUNetCheckpointConfig = {
+      unet: ucfg, schedule: scheduleConfig({ kind: 'cosine', timesteps: 100 }), dataset: 'colored-mnist', imageSize: 32, imageChannels: 3,
+      space: 'pixel', latentScaleFactor: null, textEncoder: text.config,
+    };
+    await saveModelWeights(path.join(colorDir, 'unet.safetensors'), unet, { kind: 'unet', config: { ...config }, step: 7 });
+    unet.dispose();
+    text.dispose();
+    await writePipelineManifest(colorDir, {
+      design: 'pixel',
+      parts: { unet: { file: 'unet.safetensors', kind: 'unet' }, text_encoder: { file: 'text_encoder.safetensors', kind: 'text-encoder' } },
+    });
+  });
+
+  it('measures digit, colour and background of the generated images, as a direct measurement does', async () => {
+    const pipeline = await loadTextPipeline(colorDir);
+    try {
+      const before = tf.memory().numTensors;
+      // perPrompt 2 in batches of 3: batches straddle prompts. Guidance 1 (no CFG) halves the cost; CFG is not under test.
+      const opts = { perPrompt: 2, sampler: 'ddim' as const, steps: 2, guidance: 1, seed: 5, batchSize: 3 };
+      const r = await colorAgreement(pipeline, { ...opts, combinations: 'held-out' });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(r.count).toBe(40);
+      expect(r.classifier).toBe(COLORED_MNIST_CLASSIFIER);
+      expect([r.sampler, r.steps, r.guidance, r.seed]).toEqual(['ddim', 2, 1, 5]);
+      expect(r.perTriple.map((t) => t.triple)).toEqual(COLORED_MNIST_HELD_OUT);
+      expect(r.perTriple[0].prompt).toBe(coloredMnistPrompt(0, 0, 0));
+      expect(r.perTriple[0].prompt).toBe('a red 0 on a black background');
+      for (const v of [r.digit, r.color, r.background, r.all, r.noInk, ...r.perTriple.flatMap((t) => [t.digit, t.color, t.background, t.all])]) {
+        expect(v).toBeGreaterThanOrEqual(0);
+        expect(v).toBeLessThanOrEqual(1);
+      }
+      expect(r.all).toBeLessThanOrEqual(Math.min(r.digit, r.color, r.background));
+      for (const key of ['digit', 'color', 'background', 'all'] as const) expect(r[key]).toBeCloseTo(r.perTriple.reduce((s, t) => s + t[key], 0) / 20, 12);
+      const table = colorAgreementTable([{ ...r, combinations: 'seen' }, r]).split('\n');
+      expect(table).toHaveLength(4);
+      expect(table[2]).toMatch(/^\| seen \| 40 \| \d+\.\d% \| \d+\.\d% \| \d+\.\d% \| \d+\.\d% \| \d+\.\d% \|$/);
+      expect(table[3]).toMatch(/^\| held-out \| 40 \| /);
+
+      // Regenerate the first four held-out batches (images 0..11 = triples 0..5; image k: triple floor(k / 2), noise index k)
+      // and measure them here.
+      const classifier = await loadClassifier(COLORED_MNIST_CLASSIFIER);
+      const hits = COLORED_MNIST_HELD_OUT.slice(0, 6).map(() => [0, 0, 0, 0]);
+      try {
+        for (let start = 0; start < 12; start += 3) {
+          const b = 3;
+          const owners = Array.from({ length: b }, (_, i) => Math.floor((start + i) / 2));
+          const prompts = owners.map((t) => coloredMnistPrompt(COLORED_MNIST_HELD_OUT[t].digit, COLORED_MNIST_HELD_OUT[t].color, COLORED_MNIST_HELD_OUT[t].background));
+          const images = await pipeline.generate({ prompts, n: b, sampler: 'ddim', steps: 2, guidance: 1, seed: 5, firstIndex: start, batchSize: 3 });
+          expect(images.shape).toEqual([b, 32, 32, 3]);
+          const values = await images.data();
+          const predicted = await classify(classifier, images);
+          images.dispose();
+          owners.forEach((t, i) => {
+            const px = Uint8Array.from({ length: 3072 }, (_, p) => Math.min(255, Math.max(0, Math.round((values[i * 3072 + p] + 1) * 127.5))));
+            const m = measureColors(px);
+            const want = COLORED_MNIST_HELD_OUT[t];
+            const ok = [predicted[i] === want.digit, m.digitColor === want.color, m.background === want.background];
+            ok.forEach((v, j) => (hits[t][j] += v ? 1 : 0));
+            hits[t][3] += ok.every((v) => v) ? 1 : 0;
+          });
+        }
+      } finally {
+        classifier.dispose();
+      }
+      expect(r.perTriple.slice(0, 6).map((t) => [t.digit, t.color, t.background, t.all])).toEqual(hits.map((h) => h.map((v) => v / 2)));
+      // So the comparison can fail: untrained noise still hits some digits or backgrounds.
+      expect(hits.some((h) => h[0] > 0 || h[2] > 0)).toBe(true);
+    } finally {
+      pipeline.dispose();
+    }
+  });
+
+  it('refuses pipelines that do not make 32x32 RGB Colored MNIST images, and bad counts', async () => {
+    const mnist = textToImageAsTextPipeline(await loadTextToImagePipeline(pipelineDir), 42);
+    const color = await loadTextPipeline(colorDir);
+    try {
+      const before = tf.memory().numTensors;
+      const opts = { perPrompt: 1, combinations: 'seen' as const, steps: 2, seed: 0 };
+      await expect(colorAgreement(mnist, opts)).rejects.toThrow(/needs a Colored MNIST text pipeline \(dataset 'colored-mnist', 32x32x3 images\), got dataset 'mnist', 28x28x1/);
+      await expect(colorAgreement({ ...color, dataset: 'cifar10' }, opts)).rejects.toThrow(/got dataset 'cifar10', 32x32x3/);
+      await expect(colorAgreement(color, { ...opts, perPrompt: 0 })).rejects.toThrow(/perPrompt must be a positive integer, got 0/);
+      await expect(colorAgreement(color, { ...opts, batchSize: 1.5 })).rejects.toThrow(/batchSize must be a positive integer, got 1.5/);
+      await expect(colorAgreement(color, { ...opts, combinations: 'all' as never })).rejects.toThrow(/must be 'seen' or 'held-out', got 'all'/);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      mnist.dispose();
+      color.dispose();
     }
   });
 });
