@@ -57,7 +57,8 @@ function classNamesOf(d: ImageDataset): readonly string[] | null {
   return Array.from({ length: count }, (_, i) => String(i));
 }
 
-function nextPowerOfTwo(n: number): number {
+/** The smallest power of two >= n: the side a dataset is centre-padded to for the UNet. */
+export function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
 }
 

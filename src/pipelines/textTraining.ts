@@ -55,6 +55,7 @@ import { saveImageGrid } from '../io/png';
 import { writePipelineManifest, PipelinePart } from '../io/pipeline';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { SamplerName } from '../sample/types';
+import { nextPowerOfTwo } from './pixelTraining';
 import { cachedLatentDataset } from './latentData';
 import { FrozenTextEncoder, loadTextEncoder, saveTextEncoder } from './textConditioning';
 import {
@@ -104,10 +105,6 @@ export interface TextTrainingOptions {
   readonly command?: string;
   readonly isTTY?: boolean;
   readonly profile?: boolean;
-}
-
-function nextPowerOfTwo(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
 }
 
 /** Copies a file atomically (write to a temporary name, then rename). */

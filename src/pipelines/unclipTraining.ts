@@ -52,6 +52,7 @@ import {
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
+import { nextPowerOfTwo } from './pixelTraining';
 import { fileSha256 } from './latentData';
 import {
   clipDifference, ClipProvenance, clipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig,
@@ -163,10 +164,6 @@ export interface UnclipDecoderTrainingOptions {
   readonly command?: string;
   readonly isTTY?: boolean;
   readonly profile?: boolean;
-}
-
-function nextPowerOfTwo(n: number): number {
-  return 2 ** Math.ceil(Math.log2(n));
 }
 
 /** The text tower's config as a text-to-image checkpoint records it. */
