@@ -12,7 +12,7 @@ import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../pipelines/evaluatePixel';
 import {
   attributeAgreementOf, AttributeAgreementResult, attributeAgreementTable, colorAgreement, ColorAgreementResult, colorAgreementTable,
-  evaluateTextPipeline, isTextEvalDataset, isTextPipelineFolder, TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
+  evaluateTextPipeline, evalPrompts, isTextEvalDataset, isTextPipelineFolder, TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
 } from '../pipelines/evaluateText';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
@@ -53,10 +53,14 @@ const log = (l: string): void => {
   process.stderr.write(l + '\n');
 };
 
+/** The CLIP-score prompt of each class of a class pipeline's dataset (index = label). */
+function classPromptsFor(dataset: string, template: string | undefined): string[] {
+  if (!isTextEvalDataset(dataset)) throw new Error(`--eval-clip: no class prompts for dataset '${dataset}' (${TEXT_EVAL_DATASETS.join(', ')})`);
+  return evalPrompts(dataset, template).prompts;
+}
+
 async function evalPixel(args: EvalArgs): Promise<void> {
   const textOnly = [
-    ...(args['prompt-template'] !== undefined ? ['prompt-template'] : []),
-    ...(args['eval-clip'] !== undefined ? ['eval-clip'] : []),
     ...(args.attributes ? ['attributes'] : []),
     ...(args.colors ? ['colors'] : []),
   ];
@@ -77,6 +81,8 @@ async function evalPixel(args: EvalArgs): Promise<void> {
     kid: args.kid,
     batchSize: args.batch,
     gridFile: args.grid,
+    evalClip: args['eval-clip'],
+    classPrompts: args['eval-clip'] === undefined ? undefined : classPromptsFor(dataset, args['prompt-template']),
     onLog: log,
   });
   if (args.out !== undefined) await writeFileAtomic(args.out, JSON.stringify({ ...result, command: commandLine() }, null, 2) + '\n');
@@ -160,7 +166,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('out', { type: 'string', describe: 'write the result as JSON here' })
       .option('grid', { type: 'string', describe: 'write a grid of the first batch here' })
       .option('prompt-template', { type: 'string', describe: "text pipelines: one prompt per class, {n} = digit (default 'a handwritten {n}') or {class} (default 'a photo of {class}')" })
-      .option('eval-clip', { type: 'string', describe: 'text pipelines: a CLIP checkpoint (clip.safetensors) to score each image against its prompt' })
+      .option('eval-clip', { type: 'string', describe: 'a CLIP checkpoint (clip.safetensors) scoring each image against its prompt (class pipelines: the prompt of its label, --prompt-template)' })
       .option('attributes', { type: 'boolean', default: false, describe: "MNIST text pipelines: also measure whether 'a thick / thin / small / large {n}' gives what it asks" })
       .option('attribute-n', { type: 'number', default: 10, describe: 'images per attribute prompt (word x digit) for --attributes' })
       .option('colors', { type: 'boolean', default: false, describe: "Colored MNIST text pipelines: also measure whether 'a red 3 on a navy background' gives that digit, colour and background, on 20 seen and the 20 held-out triples" })

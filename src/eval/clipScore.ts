@@ -50,6 +50,17 @@ function padFor(clip: Clip, dataset: ImageDataset): number | undefined {
   return dataset.height === imageSize && dataset.width === imageSize ? undefined : imageSize;
 }
 
+/** Images [B, h, w, C] centre-padded with -1 to the CLIP's side (as its training data was). A new tensor. */
+export function toClipInput(clip: Clip, images: tf.Tensor4D): tf.Tensor4D {
+  const s = clip.config.image.imageSize;
+  const [, h, w] = images.shape;
+  return tf.tidy(() => {
+    const top = Math.floor((s - h) / 2);
+    const left = Math.floor((s - w) / 2);
+    return h === s && w === s ? tf.clone(images) : tf.pad(images, [[0, 0], [top, s - h - top], [left, s - w - left], [0, 0]], -1);
+  });
+}
+
 /** Unit text embeddings of prompts, [K, E] (the caller disposes). */
 function embedPrompts(clip: Clip, prompts: readonly string[], options: EvalOptions): tf.Tensor2D {
   const tokenizer = clip.tokenizer();

@@ -46,7 +46,7 @@ import { kernelInceptionDistance } from '../eval/kid';
 import { loadClassifier, Classifier } from '../eval/classifier';
 import { classify } from '../eval/conditionalAccuracy';
 import { ColorCombinationSet, colorAgreementTriples, measureColors } from '../eval/colorAgreement';
-import { clipScore, digitPrompts } from '../eval/clipScore';
+import { clipScore, digitPrompts, toClipInput } from '../eval/clipScore';
 import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
 import { saveImageGrid } from '../io/png';
@@ -93,17 +93,6 @@ export async function isTextPipelineFolder(p: string): Promise<boolean> {
   if (!fs.existsSync(p) || !fs.statSync(p).isDirectory() || !fs.existsSync(path.join(p, PIPELINE_MANIFEST_FILE))) return false;
   const manifest = await readPipelineManifest(p);
   return manifest.design === 'unclip' || Object.prototype.hasOwnProperty.call(manifest.parts, 'text_encoder');
-}
-
-/** Images [B, h, w, C] centre-padded with -1 to the CLIP's side (as its training data was). A new tensor. */
-function toClipInput(clip: Clip, images: tf.Tensor4D): tf.Tensor4D {
-  const s = clip.config.image.imageSize;
-  const [, h, w] = images.shape;
-  return tf.tidy(() => {
-    const top = Math.floor((s - h) / 2);
-    const left = Math.floor((s - w) / 2);
-    return h === s && w === s ? tf.clone(images) : tf.pad(images, [[0, 0], [top, s - h - top], [left, s - w - left], [0, 0]], -1);
-  });
 }
 
 // ---------------------------------------------------------------- FID / KID / accuracy / CLIP score

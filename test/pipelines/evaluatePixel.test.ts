@@ -40,7 +40,28 @@ describe('evaluatePixelPipeline', () => {
     expect(per).toHaveLength(10);
     expect(per.reduce((a, b) => a + b, 0) / 10).toBeCloseTo(r.accuracy as number, 10);
     expect(fs.existsSync(grid)).toBe(true);
-    expect(evalMarkdownRow(r, 'cmd')).toMatch(/^\| .*unet\.safetensors \| - \| 30 \| ddim 2 \| 2 \| \d+\.\d\d \| .* \| \d+\.\d% \| \d+\.\d{3} \| `cmd` \|$/);
+    expect(r.clipScore).toBeNull();
+    expect(evalMarkdownRow(r, 'cmd')).toMatch(/^\| .*unet\.safetensors \| - \| 30 \| ddim 2 \| 2 \| \d+\.\d\d \| .* \| \d+\.\d% \| - \| \d+\.\d{3} \| `cmd` \|$/);
+
+    // With an evaluation CLIP: each image scored against its label's prompt; the same images as above
+    // (same seed), so accuracy and FID do not change.
+    const prompts = Array.from({ length: 10 }, (_, d) => `a handwritten ${d}`);
+    const withClip = await evaluatePixelPipeline({
+      pipeline: file, dataset: 'mnist', n: 30, referenceLimit: 200, sampler: 'ddim', steps: 2, guidance: 2, seed: 1, kid: false, batchSize: 12,
+      evalClip: 'checkpoints/mnist-clip-eval/clip.safetensors', classPrompts: prompts,
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(withClip.accuracy).toBe(r.accuracy);
+    expect(withClip.fid).toBeCloseTo(r.fid, 6);
+    const cs = withClip.clipScore as { mean: number; std: number };
+    expect(cs.mean).toBeGreaterThanOrEqual(0);
+    expect(cs.mean).toBeLessThanOrEqual(100);
+    expect(cs.std).toBeGreaterThanOrEqual(0);
+    expect(evalMarkdownRow(withClip, 'cmd')).toMatch(/\| \d+\.\d\d \+- \d+\.\d\d \| \d+\.\d{3} \| `cmd` \|$/);
+    await expect(evaluatePixelPipeline({
+      pipeline: file, dataset: 'mnist', n: 4, sampler: 'ddim', steps: 2, guidance: 2, seed: 1, kid: false, batchSize: 4,
+      evalClip: 'checkpoints/mnist-clip-eval/clip.safetensors', classPrompts: prompts.slice(0, 3),
+    })).rejects.toThrow(/one prompt per class \(10\), got 3/);
   });
 
   it('refuses n < 2 (a covariance needs two images)', async () => {
