@@ -5,6 +5,8 @@
  *   npx tsx examples/train-clip.ts --steps 30 --limit 512 --batch 64 --lr-decay constant \
  *       --eval-limit 500 --out /tmp/clip-smoke --fresh          # a tiny check (~1-2 min): the loss must fall
  *   npx tsx examples/train-clip.ts --dataset colored-mnist --out runs/clip-colored
+ *   npx tsx examples/train-clip.ts --seed 1 --image-channels 32,64,128,128 --steps 600 \
+ *       --out runs/clip-mnist-eval                              # a second CLIP, to grade the others' samples
  *
  * What it does, in order:
  *   1. data: MNIST training digits, each with one caption drawn from varied
@@ -66,6 +68,8 @@ async function main(): Promise<void> {
     .option('eval-every', { type: 'number', default: HYPERPARAMETERS.evalEvery })
     .option('out', { type: 'string', default: 'runs/clip-mnist' })
     .option('fresh', { type: 'boolean', default: false, describe: 'start over instead of resuming' })
+    .option('seed', { type: 'number', default: HYPERPARAMETERS.seed, describe: 'initialisation, data order and caption draws' })
+    .option('image-channels', { type: 'string', default: '32,64,128', describe: 'image tower widths, one stride-2 stage each' })
     .strict()
     .parseAsync();
   await initBackend(args.backend as BackendChoice, { threads: args.threads, onLog: (l) => process.stderr.write(l + '\n') });
@@ -78,7 +82,7 @@ async function main(): Promise<void> {
       attributes: args.attributes,
       evalLimit: args['eval-limit'],
       bpeMerges: args['bpe-merges'],
-      clip: { seed: HYPERPARAMETERS.seed, text: { seed: HYPERPARAMETERS.seed } },
+      clip: { seed: args.seed, text: { seed: args.seed }, image: { channels: parseWidths(args['image-channels']) } },
       train: {
         steps: args.steps,
         batchSize: args.batch,
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
         logEvery: 10,
         evalEvery: args['eval-every'],
         checkpointEvery: HYPERPARAMETERS.checkpointEvery,
-        seed: HYPERPARAMETERS.seed,
+        seed: args.seed,
       },
       outDir: args.out,
       resume: !args.fresh,
@@ -109,6 +113,14 @@ async function main(): Promise<void> {
   } finally {
     shutdownBackend();
   }
+}
+
+function parseWidths(text: string): number[] {
+  const widths = text.split(',').map((w) => Number(w.trim()));
+  if (widths.length === 0 || widths.some((w) => !Number.isInteger(w) || w <= 0)) {
+    throw new Error(`--image-channels must be comma-separated positive integers, got "${text}"`);
+  }
+  return widths;
 }
 
 main().catch((e: unknown) => {

@@ -364,6 +364,12 @@ export interface ClipRecipeOptions {
    * shorter sequences than bytes, the text tower's cost falls with them).
    */
   readonly bpeMerges?: number;
+  /**
+   * Colored MNIST only: the seed that colours the digits and picks the held-out
+   * triples (default 0, the benchmark's dataset), apart from the training seed,
+   * so CLIPs of other seeds see the same data.
+   */
+  readonly datasetSeed?: number;
   /** Architecture overrides (inChannels comes from the dataset). */
   readonly clip: ClipConfigPartial;
   readonly train: Partial<ClipTrainConfig>;
@@ -399,10 +405,11 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
   let evaluate: (clip: Clip) => Promise<Record<string, number>>;
   if (opts.dataset === 'colored-mnist') {
     if (opts.attributes) throw new Error('trainClipOnDataset: attribute words are for mnist; colored-mnist captions name colours instead');
-    train = loadColoredMnist('train', { seed: cfg.seed, limit: opts.limit }).dataset;
+    const datasetSeed = opts.datasetSeed ?? 0;
+    train = loadColoredMnist('train', { seed: datasetSeed, limit: opts.limit }).dataset;
     // Two test sets over the same test digits: colours drawn from the seen triples, and from the held-out ones.
-    const seen = loadColoredMnist('test', { seed: cfg.seed, limit: evalLimit, combinations: 'seen' });
-    const heldOut = loadColoredMnist('test', { seed: cfg.seed, limit: evalLimit, combinations: 'held-out' });
+    const seen = loadColoredMnist('test', { seed: datasetSeed, limit: evalLimit, combinations: 'seen' });
+    const heldOut = loadColoredMnist('test', { seed: datasetSeed, limit: evalLimit, combinations: 'held-out' });
     evaluate = async (clip) => {
       const s = (await coloredMnistAccuracy(clip, seen)).overall;
       const h = (await coloredMnistAccuracy(clip, heldOut)).overall;
