@@ -21,10 +21,9 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { loadPixelPipeline, generate } from '../src/pipelines/pixelDiffusion';
 import { loadModelWeights, readModelConfig, saveModelWeights } from '../src/train/checkpoint';
-import { readPipelineManifest, writePipelineManifest, pipelinePartPath, PipelinePart } from '../src/io/pipeline';
-import { generateFromText, loadTextToImagePipeline } from '../src/pipelines/textToImage';
-import { loadTextEncoder, saveTextEncoder } from '../src/pipelines/textConditioning';
-import { loadAutoencoder } from '../src/train/autoencoderTraining';
+import { readPipelineManifest, writePipelineManifest } from '../src/io/pipeline';
+import { generateFromText, loadTextToImagePipeline, writeTextPipeline } from '../src/pipelines/textToImage';
+import { SamplerName } from '../src/sample/types';
 import { WEIGHTS_FILE } from '../src/train/loop';
 
 async function main(): Promise<void> {
@@ -98,39 +97,14 @@ interface TextShipOptions {
 
 /** Ships every part of a text-to-image run folder and checks the shipped pipeline draws what the run draws. */
 async function shipTextPipeline(run: string, out: string, o: TextShipOptions): Promise<void> {
-  const runManifest = await readPipelineManifest(run);
-  const unetSource = o.unet !== undefined ? path.resolve(run, o.unet) : pipelinePartPath(run, runManifest, 'unet');
-  fs.mkdirSync(out, { recursive: true });
-  const parts: Record<string, PipelinePart> = {};
-  // UNet: rebuilt from its own config and saved with the chosen storage.
-  const info = await readModelConfig(unetSource);
+  const manifest = await writeTextPipeline(out, {
+    run, unetFile: o.unet, storage: o.storage,
+    defaults: { sampler: o.sampler as SamplerName, steps: o.steps, guidance: o.guidance, ...(o.prompts.length > 0 ? { prompts: [...o.prompts] } : {}) },
+  });
   const reference = await loadTextToImagePipeline(run);
-  await loadModelWeights(unetSource, reference.unet, { expectKind: 'unet' }); // the run's own UNet, or the chosen snapshot
-  await saveModelWeights(path.join(out, 'unet.safetensors'), reference.unet, {
-    kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage: o.storage,
-  });
-  parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step} steps, ${o.storage}` };
-  const text = await loadTextEncoder(pipelinePartPath(run, runManifest, 'text_encoder'));
-  await saveTextEncoder(path.join(out, 'text_encoder.safetensors'), text, { storage: o.storage, command: (await readModelConfig(text.source)).command ?? undefined });
-  text.dispose();
-  parts.text_encoder = { file: 'text_encoder.safetensors', kind: 'text-encoder', description: `frozen CLIP text tower, ${o.storage}` };
-  if (reference.space === 'latent') {
-    const vaeFile = pipelinePartPath(run, runManifest, 'vae');
-    const vaeInfo = await readModelConfig(vaeFile);
-    const vae = await loadAutoencoder(vaeFile);
-    await saveModelWeights(path.join(out, 'autoencoder.safetensors'), vae.model, {
-      kind: 'autoencoder', config: vaeInfo.config, step: vaeInfo.step ?? undefined, seed: vaeInfo.seed ?? undefined, command: vaeInfo.command ?? undefined, storage: o.storage,
-    });
-    vae.model.dispose();
-    parts.vae = { file: 'autoencoder.safetensors', kind: 'autoencoder', description: `frozen KL autoencoder (decoder of the latents), ${o.storage}` };
-  }
-  await writePipelineManifest(out, {
-    design: reference.space,
-    parts,
-    defaults: { sampler: o.sampler, steps: o.steps, guidance: o.guidance, ...(o.prompts.length > 0 ? { prompts: [...o.prompts] } : {}) },
-  });
+  if (o.unet !== undefined) await loadModelWeights(path.resolve(run, o.unet), reference.unet, { expectKind: 'unet' });
   const shipped = await loadTextToImagePipeline(out);
-  const prompts = Array.from({ length: 10 }, (_, d) => `a handwritten ${d}`);
+  const prompts = [...(o.prompts.length > 0 ? o.prompts : ['a handwritten 7'])];
   const a = await generateFromText(reference, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });
   const b = await generateFromText(shipped, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });
   const [maxDiff, meanDiff] = tf.tidy(() => {
@@ -140,8 +114,9 @@ async function shipTextPipeline(run: string, out: string, o: TextShipOptions): P
   tf.dispose([a, b]);
   shipped.dispose();
   reference.dispose();
-  const size = Object.values(parts).reduce((n, p) => n + fs.statSync(path.join(out, p.file)).size, 0);
-  process.stdout.write(`wrote ${out} (${Object.keys(parts).join(', ')}: ${(size / 1024).toFixed(0)} KB, ${o.storage}, UNet step ${info.step}); ` +
+  const files = Object.values(manifest.parts).map((p) => p.file);
+  const size = files.reduce((n, f) => n + fs.statSync(path.join(out, f)).size, 0);
+  process.stdout.write(`wrote ${out} (${Object.keys(manifest.parts).join(', ')}: ${(size / 1024).toFixed(0)} KB, ${o.storage}); ` +
     `|run - shipped| over 10 samples: max ${maxDiff.toFixed(4)}, mean ${meanDiff.toFixed(5)} (images in [-1, 1])\n`);
 }
 

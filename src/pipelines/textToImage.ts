@@ -28,18 +28,19 @@ import { UNet, UNetConfig, unetConfig } from '../models/unet';
 import { Autoencoder } from '../models/autoencoder';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
-import { loadModelWeights, readModelConfig } from '../train/checkpoint';
+import * as fs from 'fs';
+import { loadModelWeights, readModelConfig, saveModelWeights } from '../train/checkpoint';
 import { LowResConfig, lowResConfig } from '../train/lowResConditioning';
 import { loadAutoencoder } from '../train/autoencoderTraining';
 import { NULL_PROMPT } from '../train/loop';
-import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
+import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, PipelinePart, writePipelineManifest } from '../io/pipeline';
 import { sample } from '../sample/sample';
 import { SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, NO_CLIP } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
 import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
-import { encodePrompts, FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+import { encodePrompts, FrozenTextEncoder, loadTextEncoder, saveTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 
 export type DiffusionSpace = 'pixel' | 'latent';
 
@@ -319,5 +320,53 @@ export async function generateFromText(
     });
   } finally {
     tf.dispose([...chunks, nullCond.context, nullCond.mask]);
+  }
+}
+
+/** What writeTextPipeline ships. */
+export interface TextPipelineAssembly {
+  /** A text-to-image run folder (trainTextDiffusion): pipeline.json, model.safetensors, text encoder, autoencoder (latent). */
+  readonly run: string;
+  /** A UNet file of the run to ship instead of the manifest's (e.g. snapshots/step_002000.safetensors). */
+  readonly unetFile?: string;
+  /** Weight storage of the shipped files (float16 halves them). Default float32. */
+  readonly storage?: 'float32' | 'float16';
+  /** Sampling defaults written to the manifest. */
+  readonly defaults?: PipelineSamplingDefaults;
+}
+
+/**
+ * Writes a self-contained pixel / latent text-to-image pipeline folder from a
+ * run folder: the UNet (EMA weights, its config, step, seed and training
+ * command kept), the frozen text encoder and, latent, the autoencoder, each
+ * with the chosen storage, and a manifest with the sampling defaults.
+ */
+export async function writeTextPipeline(dir: string, a: TextPipelineAssembly): Promise<PipelineManifest> {
+  const storage = a.storage ?? 'float32';
+  const runManifest = await readPipelineManifest(a.run);
+  const unetSource = a.unetFile !== undefined ? path.resolve(a.run, a.unetFile) : pipelinePartPath(a.run, runManifest, 'unet');
+  const reference = await loadTextToImagePipeline(a.run, runManifest);
+  try {
+    const info = await readModelConfig(unetSource);
+    await loadModelWeights(unetSource, reference.unet, { expectKind: 'unet' }); // the run's own UNet, or the chosen snapshot
+    fs.mkdirSync(dir, { recursive: true });
+    const parts: Record<string, PipelinePart> = {};
+    await saveModelWeights(path.join(dir, 'unet.safetensors'), reference.unet, {
+      kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage,
+    });
+    parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step} steps, ${storage}` };
+    await saveTextEncoder(path.join(dir, TEXT_ENCODER_FILE), reference.text, { storage, command: (await readModelConfig(reference.text.source)).command ?? undefined });
+    parts.text_encoder = { file: TEXT_ENCODER_FILE, kind: 'text-encoder', description: `frozen CLIP text tower, ${storage}` };
+    if (reference.autoencoder !== null) {
+      const vaeFile = pipelinePartPath(a.run, runManifest, 'vae');
+      const vaeInfo = await readModelConfig(vaeFile);
+      await saveModelWeights(path.join(dir, AUTOENCODER_FILE), reference.autoencoder, {
+        kind: 'autoencoder', config: vaeInfo.config, step: vaeInfo.step ?? undefined, seed: vaeInfo.seed ?? undefined, command: vaeInfo.command ?? undefined, storage,
+      });
+      parts.vae = { file: AUTOENCODER_FILE, kind: 'autoencoder', description: `frozen KL autoencoder (decoder of the latents), ${storage}` };
+    }
+    return await writePipelineManifest(dir, { design: reference.space, parts, ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}) });
+  } finally {
+    reference.dispose();
   }
 }

@@ -24,6 +24,7 @@ import { unetDenoiser } from '../../src/pipelines/unetDenoiser';
 import { loadTextEncoder, saveTextEncoder, encodePrompts, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
 import {
   loadTextToImagePipeline, generateFromText, textUNetCheckpointConfig, TextToImagePipeline, DiffusionSpace,
+  writeTextPipeline,
 } from '../../src/pipelines/textToImage';
 
 beforeAll(async () => useBackend('cpu'));
@@ -243,6 +244,35 @@ describe('latent design', () => {
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(guided, x))).dataSync()[0])).toBeGreaterThan(1e-5);
     tf.dispose([x, ref, guided]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('writeTextPipeline', () => {
+  it('ships every part of a latent run folder (float32: identical images; float16: close), with the new defaults', async () => {
+    const run = await pipelineFolder({ design: 'latent', unetSpace: 'latent', unet: LATENT_UNET });
+    const before = tf.memory().numTensors;
+    const out32 = path.join(tmpDir(), 'shipped32');
+    const m = await writeTextPipeline(out32, { run, defaults: { sampler: 'ddim', steps: 4, guidance: 1.5, prompts: ['a top digit'] } });
+    expect(Object.keys(m.parts).sort()).toEqual(['text_encoder', 'unet', 'vae']);
+    expect(m.design).toBe('latent');
+    expect(m.defaults).toEqual({ sampler: 'ddim', steps: 4, guidance: 1.5, prompts: ['a top digit'] });
+    const out16 = path.join(tmpDir(), 'shipped16');
+    await writeTextPipeline(out16, { run, storage: 'float16' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(fs.statSync(path.join(out16, 'unet.safetensors')).size).toBeLessThan(0.6 * fs.statSync(path.join(out32, 'unet.safetensors')).size);
+    const [a, b, c] = [await loadTextToImagePipeline(run), await loadTextToImagePipeline(out32), await loadTextToImagePipeline(out16)];
+    try {
+      expect(b.defaults.steps).toBe(4);
+      const opts = { prompts: P.slice(0, 2), n: 2, sampler: 'ddim' as const, steps: 3, guidance: 2, seed: 9 };
+      const [xa, xb, xc] = [await generateFromText(a, opts), await generateFromText(b, opts), await generateFromText(c, opts)];
+      await expectClose(xb, xa, 1e-6);
+      const diff16 = tf.tidy(() => tf.max(tf.abs(tf.sub(xc, xa))).dataSync()[0]);
+      expect(diff16).toBeLessThan(0.05);
+      tf.dispose([xa, xb, xc]);
+    } finally {
+      [a, b, c].forEach((p) => p.dispose());
+    }
+    await expect(writeTextPipeline(path.join(tmpDir(), 'x'), { run, unetFile: 'missing.safetensors' })).rejects.toThrow(/missing\.safetensors/);
   });
 });
 
