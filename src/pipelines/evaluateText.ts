@@ -39,6 +39,7 @@ import { loadDataset } from '../data/load';
 import { ImageDataset } from '../data/dataset';
 import { ColorCombination, coloredMnistPrompt, loadColoredMnist } from '../data/coloredMnist';
 import { CIFAR10_SYNONYMS, digitAttributes, FASHION_MNIST_SYNONYMS, measureDigit, MnistCaptionThresholds, MNIST_CAPTION_THRESHOLDS } from '../data/captions';
+import { loadCaptionedDataset } from '../data/captioned';
 import { loadFeatureExtractor, FeatureExtractor, CLASSIFIER_FEATURE_NAMES, shippedClassifiersDir, prepareImages } from '../eval/features';
 import { datasetSource, extractSourceFeatures, ImageSource } from '../eval/imageFolderStats';
 import { frechetDistance } from '../eval/frechet';
@@ -121,6 +122,13 @@ export interface TextEvalOptions {
   readonly gridFile?: string;
   /** Prompt template: {n} (digit datasets) or {class} (class datasets). */
   readonly promptTemplate?: string;
+  /**
+   * 'class-prompts' (default): image i is asked for class i mod K with the template's prompt.
+   * 'test-captions': image i is asked for the caption of test image i mod count (captions seeded 0,
+   * as in training), so the prompts follow the test split's distribution (COCO-style FID); accuracy
+   * is then against that test image's label.
+   */
+  readonly promptSource?: 'class-prompts' | 'test-captions';
   /** A CLIP checkpoint (kind 'clip') scoring each image against its prompt. */
   readonly evalClip?: string;
   /** Classifier .safetensors for conditional accuracy (must exist); default <classifiersDir>/<dataset>.safetensors if it exists, else no accuracy. */
@@ -134,7 +142,7 @@ export interface TextEvalResult extends PixelEvalResult {
   /** The pipeline's design ('pixel' | 'latent': the space its UNet works in; 'cascade'). */
   readonly space: TextPipelineDesign;
   readonly promptTemplate: string;
-  /** Prompt of class k; image i used prompts[i % K]. */
+  /** Class prompts: the prompt of class k, image i used prompts[i % K]; test captions: the prompt of image i (i < test count). */
   readonly prompts: readonly string[];
   /** CLIPScore (100 * max(cos, 0)) over the n images: mean and population std. */
   readonly clipScore: { mean: number; std: number; clip: string } | null;
@@ -167,10 +175,30 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
     }
     const dataset = opts.dataset ?? (trainedOn as TextEvalDataset);
     if (dataset !== trainedOn) notes.push(`the pipeline was trained on '${trainedOn}', evaluated against '${dataset}'`);
-    const { template, prompts } = evalPrompts(dataset, opts.promptTemplate);
-    const numClasses = prompts.length;
+    const byCaption = (opts.promptSource ?? 'class-prompts') === 'test-captions';
+    if (byCaption && opts.promptTemplate !== undefined) throw new Error(`eval: a prompt template and promptSource 'test-captions' exclude each other`);
+    const classPrompts = evalPrompts(dataset, opts.promptTemplate);
+    const numClasses = classPrompts.prompts.length;
     const size = { height: pipeline.imageSize, width: pipeline.imageSize, channels: pipeline.imageChannels };
-    const test = loadReference(dataset, opts.dataDir);
+    const test = byCaption ? loadCaptionedDataset(dataset, 'test', { seed: 0, dataDir: opts.dataDir }) : loadReference(dataset, opts.dataDir);
+    // image i: its prompt and the label the classifier should find
+    let promptOf: (i: number) => string;
+    let labelOf: (i: number) => number;
+    let template: string;
+    let prompts: readonly string[];
+    if (byCaption) {
+      const captions = test.captions;
+      const testLabels = test.labels;
+      if (captions === null || testLabels === null) throw new Error(`eval: the '${dataset}' test split has no captions or labels`);
+      promptOf = (i) => captions[i % test.count];
+      labelOf = (i) => testLabels[i % test.count];
+      template = 'test captions';
+      prompts = Array.from({ length: Math.min(opts.n, test.count) }, (_, i) => captions[i]);
+    } else {
+      promptOf = (i) => classPrompts.prompts[i % numClasses];
+      labelOf = (i) => i % numClasses;
+      ({ template, prompts } = classPrompts);
+    }
     if (test.height !== size.height || test.width !== size.width || test.channels !== size.channels) {
       throw new Error(`eval: the pipeline generates ${size.height}x${size.width}x${size.channels} images, the '${dataset}' test split has ${test.height}x${test.width}x${test.channels}`);
     }
@@ -208,7 +236,8 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
     }
 
     const reference = await extractSourceFeatures(datasetSource(test, { limit: opts.referenceLimit, randomSubset: 0 }), extractor, { keepFeatures: opts.kid });
-    log(`reference: ${reference.source}, ${reference.count} images; prompts: ${prompts.map((p) => `"${p}"`).join(', ')}`);
+    log(`reference: ${reference.source}, ${reference.count} images; prompts: ` +
+      (byCaption ? `the captions of the first ${Math.min(opts.n, test.count)} test images` : prompts.map((p) => `"${p}"`).join(', ')));
 
     let correct = 0;
     const perClassHits = new Float64Array(numClasses);
@@ -225,8 +254,8 @@ export async function evaluateTextPipeline(opts: TextEvalOptions): Promise<TextE
       async *batches(batchSize: number): AsyncGenerator<tf.Tensor4D> {
         for (let start = 0; start < opts.n; start += batchSize) {
           const b = Math.min(batchSize, opts.n - start);
-          const labels = Array.from({ length: b }, (_, i) => (start + i) % numClasses);
-          const batchPrompts = labels.map((k) => prompts[k]);
+          const labels = Array.from({ length: b }, (_, i) => labelOf(start + i));
+          const batchPrompts = Array.from({ length: b }, (_, i) => promptOf(start + i));
           const t0 = Date.now();
           const images = await pipeline.generate({
             prompts: batchPrompts, n: b, sampler: opts.sampler, steps: opts.steps, guidance: opts.guidance, seed: opts.seed,

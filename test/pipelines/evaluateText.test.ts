@@ -18,6 +18,7 @@ import { clipScore } from '../../src/eval/clipScore';
 import { shippedClassifiersDir } from '../../src/eval/features';
 import { digitAttributes, measureDigit, MNIST_CAPTION_THRESHOLDS } from '../../src/data/captions';
 import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../../src/data/coloredMnist';
+import { loadCaptionedDataset } from '../../src/data/captioned';
 import { measureColors } from '../../src/eval/colorAgreement';
 import { loadTextPipeline, textToImageAsTextPipeline } from '../../src/pipelines/loadPipeline';
 import {
@@ -142,6 +143,36 @@ describe('evaluateTextPipeline', () => {
 
     expect(TEXT_EVAL_TABLE_HEADER.split('\n')[0].split('|').length).toBe(13);
     expect(textEvalMarkdownRow(r, 'cmd')).toMatch(/^\| .*pipeline \| 42 \| 10 \| ddim 2 \| 2 \| \d+\.\d\d \| .* \| \d+\.\d% \| \d+\.\d\d \+- \d+\.\d\d \| \d+\.\d{3} \| `cmd` \|$/);
+  });
+
+  it("asks for the test split's captions with promptSource 'test-captions', accuracy against their labels", async () => {
+    const before = tf.memory().numTensors;
+    const r = await evaluateTextPipeline({ ...BASE, pipeline: pipelineDir, n: 6, batchSize: 3, promptSource: 'test-captions' });
+    expect(tf.memory().numTensors).toBe(before);
+    const test = loadCaptionedDataset('mnist', 'test', { seed: 0, limit: 6 });
+    const captions = test.captions as readonly string[];
+    expect(r.promptTemplate).toBe('test captions');
+    expect(r.prompts).toEqual(captions);
+    expect(new Set(captions).size).toBeGreaterThan(1); // varied templates, so a mix-up of images and prompts shows
+    // Regenerate both batches with those captions and classify against the test labels.
+    const pipeline = await loadTextToImagePipeline(pipelineDir);
+    const classifier = await loadClassifier(MNIST_CLASSIFIER);
+    let correct = 0;
+    try {
+      for (const start of [0, 3]) {
+        const images = await generateFromText(pipeline, { prompts: captions.slice(start, start + 3), n: 3, sampler: 'ddim', steps: 2, guidance: 2, seed: 1, firstIndex: start, batchSize: 3 });
+        const predicted = await classify(classifier, images);
+        predicted.forEach((p, i) => {
+          if (p === (test.labels as Int32Array)[start + i]) correct++;
+        });
+        images.dispose();
+      }
+    } finally {
+      pipeline.dispose();
+      classifier.dispose();
+    }
+    expect(r.accuracy).toBe(correct / 6);
+    await expect(evaluateTextPipeline({ ...BASE, pipeline: pipelineDir, promptSource: 'test-captions', promptTemplate: 'a {n}' })).rejects.toThrow(/exclude each other/);
   });
 
   it('skips accuracy (with a note) when the dataset has no classifier, given features', async () => {
