@@ -1,0 +1,209 @@
+/**
+ * The side-by-side comparison of the three designs trained by
+ * examples/colored-mnist-designs.ts (issue #8): for every pipeline and every
+ * sampling seed, with each pipeline's own sampling defaults (its manifest's):
+ *
+ *   - FID against the 10,000 Colored MNIST test images, of n images generated
+ *     from the captions of the first n test images (the prompt distribution of
+ *     the test split, COCO style), features of the Colored MNIST classifier;
+ *   - CLIP score of those images against their captions, graded by a CLIP
+ *     other than the one the designs were conditioned on (--eval-clip);
+ *   - conditional accuracy on those captions (the classifier's digit);
+ *   - colour agreement on the 20 seen and the 20 held-out (digit, colour,
+ *     background) triples, --per-prompt images each: digit (classifier),
+ *     digit colour and background (measured), all three;
+ *
+ * mean and sample standard deviation over the seeds; then the cost: trained
+ * parameters per stage (read from the shipped weights), the training time per
+ * stage (the design's budget.json) and the sampling time per image (a separate
+ * timed pass of --time-n images in one batch after a warm-up, nothing else
+ * running: run this script alone). Writes <out>/compare.json, compare.md and
+ * a prompt grid per design (4 seen, then 4 held-out triples, 8 images each).
+ *
+ *   npx tsx examples/compare-designs.ts --threads 2 --out docs/designs \
+ *       --eval-clip runs/clip-colored-eval/clip.safetensors \
+ *       --pipeline runs/designs/latent/pipeline --pipeline runs/designs/cascade/pipeline --pipeline runs/designs/unclip/pipeline
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
+import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../src/data/coloredMnist';
+import { colorAgreement, ColorAgreementResult, evaluateTextPipeline, TextEvalResult } from '../src/pipelines/evaluateText';
+import { loadTextPipeline, TextPipeline } from '../src/pipelines/loadPipeline';
+import { readPipelineManifest } from '../src/io/pipeline';
+import { readSafetensorsHeader } from '../src/io/safetensors';
+import { saveImageGrid } from '../src/io/png';
+import { writeFileAtomic } from '../src/io/atomicWrite';
+import { runMain } from './text-to-image';
+
+const GRID_TRIPLES = [[3, 0, 1], [7, 2, 0], [1, 4, 2], [8, 6, 3], ...COLORED_MNIST_HELD_OUT.slice(0, 4).map((h) => [h.digit, h.color, h.background])];
+const GRID_PER_PROMPT = 8;
+
+interface SeedResult {
+  readonly seed: number;
+  readonly fid: number;
+  readonly clipScore: number;
+  readonly captionAccuracy: number;
+  readonly seen: ColorAgreementResult;
+  readonly heldOut: ColorAgreementResult;
+}
+
+interface DesignResult {
+  readonly pipeline: string;
+  readonly design: string;
+  /** Parameters per part role, from the shipped weights. */
+  readonly parameters: Record<string, number>;
+  /** Training wall seconds per stage and the budget, from <pipeline>/../budget.json (null when absent). */
+  readonly training: { budgetMinutes: number; spentSeconds: number; stages: Record<string, number> } | null;
+  readonly defaults: Record<string, unknown>;
+  readonly seeds: SeedResult[];
+  readonly secondsPerImage: number;
+  readonly timeN: number;
+  readonly threads: number;
+}
+
+/** Parameters of a safetensors file: the element count of every tensor. */
+async function parameterCount(file: string): Promise<number> {
+  const header = await readSafetensorsHeader(file);
+  let n = 0;
+  for (const info of header.tensors.values()) n += info.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+function meanStd(xs: readonly number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
+  return { mean, std: Math.sqrt(variance) };
+}
+
+const pct = (xs: readonly number[]): string => {
+  const { mean, std } = meanStd(xs.map((x) => 100 * x));
+  return `${mean.toFixed(1)} ± ${std.toFixed(1)}`;
+};
+const num = (xs: readonly number[], digits: number): string => {
+  const { mean, std } = meanStd(xs);
+  return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
+};
+
+async function timeSampling(pipeline: TextPipeline, n: number): Promise<number> {
+  const prompts = [coloredMnistPrompt(3, 0, 1)];
+  tf.dispose(await pipeline.generate({ prompts, n: 2, seed: 0, batchSize: n })); // warm-up: kernels, buffers
+  const t0 = Date.now();
+  const images = await pipeline.generate({ prompts, n, seed: 0, batchSize: n });
+  await images.data(); // wait for the work, not just its scheduling
+  const seconds = (Date.now() - t0) / 1000;
+  images.dispose();
+  return seconds / n;
+}
+
+runMain(async () => {
+  const args = await yargs(hideBin(process.argv))
+    .option('pipeline', { type: 'string', array: true, demandOption: true, describe: 'pipeline folders (repeatable)' })
+    .option('seeds', { type: 'string', default: '0,1,2', describe: 'sampling seeds' })
+    .option('n', { type: 'number', default: 500, describe: 'images per seed for FID / CLIP score / caption accuracy' })
+    .option('per-prompt', { type: 'number', default: 5, describe: 'images per (digit, colour, background) triple, 20 seen + 20 held-out triples' })
+    .option('eval-clip', { type: 'string', demandOption: true, describe: 'the CLIP that grades (not the one that conditioned the designs)' })
+    .option('time-n', { type: 'number', default: 64, describe: 'images of the timed sampling pass' })
+    .option('batch', { type: 'number', default: 100, describe: 'images per generation batch' })
+    .option('backend', { type: 'string', default: 'auto' })
+    .option('threads', { type: 'number', default: 2 })
+    .option('out', { type: 'string', default: 'docs/designs' })
+    .strict()
+    .parseAsync();
+  const seeds = args.seeds.split(',').map((s) => Number(s.trim()));
+  if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be comma-separated integers, got "${args.seeds}"`);
+  for (const p of args.pipeline) if (!fs.existsSync(p)) throw new Error(`--pipeline ${p} does not exist`);
+  if (!fs.existsSync(args['eval-clip'])) throw new Error(`--eval-clip ${args['eval-clip']} does not exist`);
+  const log = (l: string): void => {
+    process.stderr.write(l + '\n');
+  };
+  await initBackend(args.backend as BackendChoice, { threads: args.threads, onLog: log });
+  fs.mkdirSync(args.out, { recursive: true });
+  const command = ['npx tsx examples/compare-designs.ts', ...hideBin(process.argv)].join(' ');
+  const results: DesignResult[] = [];
+  try {
+    for (const dir of args.pipeline) {
+      const manifest = await readPipelineManifest(dir);
+      const parameters: Record<string, number> = {};
+      for (const [role, part] of Object.entries(manifest.parts)) parameters[role] = await parameterCount(path.join(dir, part.file));
+      const budgetFile = path.join(dir, '..', 'budget.json');
+      const training = fs.existsSync(budgetFile) ? (JSON.parse(fs.readFileSync(budgetFile, 'utf8')) as DesignResult['training']) : null;
+      const pipeline = await loadTextPipeline(dir);
+      const seedResults: SeedResult[] = [];
+      let secondsPerImage: number;
+      try {
+        log(`==== ${dir}: ${pipeline.describe()}`);
+        const d = pipeline.defaults;
+        const grid = await pipeline.generate({
+          prompts: GRID_TRIPLES.flatMap(([dg, c, b]) => Array.from({ length: GRID_PER_PROMPT }, () => coloredMnistPrompt(dg, c, b))),
+          n: GRID_TRIPLES.length * GRID_PER_PROMPT, seed: 0, batchSize: args.batch,
+        });
+        try {
+          await saveImageGrid(path.join(args.out, `${manifest.design}-grid.png`), grid, { cols: GRID_PER_PROMPT });
+        } finally {
+          grid.dispose();
+        }
+        for (const seed of seeds) {
+          const common = { seed, batchSize: args.batch, onLog: (l: string) => log(`  [${manifest.design} seed ${seed}] ${l}`) };
+          const seen = await colorAgreement(pipeline, { ...common, perPrompt: args['per-prompt'], combinations: 'seen' });
+          const heldOut = await colorAgreement(pipeline, { ...common, perPrompt: args['per-prompt'], combinations: 'held-out' });
+          // evaluateTextPipeline loads the pipeline itself (its own copy).
+          const e: TextEvalResult = await evaluateTextPipeline({
+            ...common, pipeline: dir, n: args.n, promptSource: 'test-captions', kid: false, evalClip: args['eval-clip'],
+            sampler: d.sampler ?? 'dpm-solver++', steps: d.steps ?? 20, guidance: d.guidance ?? 3,
+          });
+          seedResults.push({ seed, fid: e.fid, clipScore: e.clipScore?.mean ?? NaN, captionAccuracy: e.accuracy ?? NaN, seen, heldOut });
+          log(`  seed ${seed}: FID ${e.fid.toFixed(2)}, CLIP ${(e.clipScore?.mean ?? NaN).toFixed(2)}, caption accuracy ${(100 * (e.accuracy ?? NaN)).toFixed(1)} %, ` +
+            `seen all ${(100 * seen.all).toFixed(1)} %, held-out all ${(100 * heldOut.all).toFixed(1)} %`);
+        }
+        secondsPerImage = await timeSampling(pipeline, args['time-n']);
+        log(`  sampling: ${secondsPerImage.toFixed(3)} s/image (${args['time-n']} images in one batch, ${args.threads} thread(s))`);
+      } finally {
+        pipeline.dispose();
+      }
+      results.push({
+        pipeline: dir, design: manifest.design, parameters, training, defaults: manifest.defaults ?? {}, seeds: seedResults,
+        secondsPerImage, timeN: args['time-n'], threads: args.threads,
+      });
+      // Written after every design: a cut-short run keeps what it measured.
+      await writeFileAtomic(path.join(args.out, 'compare.json'), JSON.stringify({ command, n: args.n, perPrompt: args['per-prompt'], evalClip: args['eval-clip'], results }, null, 2) + '\n');
+    }
+    const md = comparisonMarkdown(results, { n: args.n, perPrompt: args['per-prompt'], command });
+    await writeFileAtomic(path.join(args.out, 'compare.md'), md);
+    process.stdout.write(md);
+  } finally {
+    shutdownBackend();
+  }
+});
+
+function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; perPrompt: number; command: string }): string {
+  const lines: string[] = [];
+  const seedsOf = (r: DesignResult): string => r.seeds.map((s) => s.seed).join(', ');
+  lines.push(`Quality (mean ± sample std over sampling seeds; FID / CLIP score / caption accuracy on n = ${o.n} images from test captions; ` +
+    `colour agreement on 20 triples x ${o.perPrompt} images each, digit / colour / background / all three):`, '');
+  lines.push('| design | seeds | FID | CLIP score | digit accuracy (test captions) | seen: digit / colour / background / all (%) | held-out: digit / colour / background / all (%) |');
+  lines.push('|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const s = r.seeds;
+    const four = (pick: (x: SeedResult) => ColorAgreementResult): string =>
+      [(a: ColorAgreementResult) => a.digit, (a: ColorAgreementResult) => a.color, (a: ColorAgreementResult) => a.background, (a: ColorAgreementResult) => a.all]
+        .map((f) => pct(s.map((x) => f(pick(x))))).join(' / ');
+    lines.push(`| ${r.design} | ${seedsOf(r)} | ${num(s.map((x) => x.fid), 2)} | ${num(s.map((x) => x.clipScore), 2)} | ${pct(s.map((x) => x.captionAccuracy))} % | ` +
+      `${four((x) => x.seen)} | ${four((x) => x.heldOut)} |`);
+  }
+  lines.push('', 'Cost (parameters from the shipped weights; training wall time per stage from budget.json; sampling time per image, manifest defaults):', '');
+  lines.push('| design | parameters per part | training per stage (min) | training in all (min) | sampling (s/image) | sampling defaults |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const r of results) {
+    const params = Object.entries(r.parameters).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', ');
+    const stages = r.training === null ? 'n/a' : Object.entries(r.training.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)}`).join(', ');
+    const total = r.training === null ? 'n/a' : `${(r.training.spentSeconds / 60).toFixed(1)} (budget ${r.training.budgetMinutes})`;
+    const defaults = Object.entries(r.defaults).filter(([k]) => k !== 'prompts').map(([k, v]) => `${k} ${String(v)}`).join(', ');
+    lines.push(`| ${r.design} | ${params} | ${stages} | ${total} | ${r.secondsPerImage.toFixed(3)} (${r.timeN} in one batch, ${r.threads} threads) | ${defaults} |`);
+  }
+  lines.push('', `Command: \`${o.command}\``, '');
+  return lines.join('\n');
+}
