@@ -25,7 +25,10 @@
  * (the autoencoder's and the prior's steps) run to the end; the UNet stages
  * train with a constant learning rate (after warm-up) and an EMA of the
  * weights until their share of the budget is used: the cascade's base stage
- * until half the budget, every last stage until the whole. Then the pipeline
+ * for half the budget (its training loop's time), every last stage until the
+ * whole budget is spent (the deadline every trainer checks after each step).
+ * Stages of a fixed size do not stop at the deadline: if they use it all, the
+ * next stage takes one step. Then the pipeline
  * folder <out>/pipeline is written (float16 weights) and the per-stage times
  * land in budget.json.
  *
@@ -115,16 +118,19 @@ runMain(async () => {
   }
   await initBackend(args.backend as BackendChoice, { threads: args.threads, onLog: log });
   const controller = new AbortController();
-  let interrupted = false;
-  process.once('SIGINT', () => {
-    interrupted = true;
-    controller.abort();
-  });
-  const clock = new BudgetClock(budgetFile, budget, { onDeadline: () => controller.abort() });
+  process.once('SIGINT', () => controller.abort());
+  const clock = new BudgetClock(budgetFile, budget);
+  clock.save();
+  const deadline = clock.deadline;
   log(`${design}: budget ${args.budget} min, ${(budget.spentSeconds / 60).toFixed(1)} spent before this run`);
   const command = ['npx tsx examples/colored-mnist-designs.ts', ...hideBin(process.argv)].join(' ');
   const pipelineDir = path.join(out, 'pipeline');
-  const common = { signal: controller.signal, onLog: log, command, isTTY: process.stderr.isTTY === true };
+  // The stages log every few steps: each line also keeps the budget record current.
+  const stageLog = (l: string): void => {
+    log(l);
+    clock.tick();
+  };
+  const common = { signal: controller.signal, onLog: stageLog, command, isTTY: process.stderr.isTTY === true };
   const U = HYPERPARAMETERS.unet;
   const unetTrain = (extra: Partial<TrainConfig> = {}): Partial<TrainConfig> => ({
     steps: HYPERPARAMETERS.unetStepCap, batchSize: U.batchSize, lr: U.lr, warmupSteps: U.warmupSteps, lrDecay: 'constant',
@@ -136,8 +142,6 @@ runMain(async () => {
     preset: 'small', predictionType: 'v', schedule: { kind: 'cosine', timesteps: 1000 }, outDir, resume: true,
     gridPrompts: GRID_PROMPTS, gridSampler: { ...HYPERPARAMETERS.latent.sampling, perPrompt: 8 },
   });
-  /** True when the stage stopped for a reason other than the budget (Ctrl-C): nothing further runs. */
-  const halted = (stoppedEarly: boolean): boolean => stoppedEarly && interrupted;
 
   try {
     if (design === 'latent') {
@@ -157,7 +161,7 @@ runMain(async () => {
         resume: true,
       }));
       if (ae.stoppedEarly) {
-        log(interrupted ? 'interrupted in the autoencoder stage' : 'the budget ended inside the autoencoder stage: raise --budget');
+        log('interrupted in the autoencoder stage: run the same command to resume');
         return;
       }
       log(`---- 2/2: latent UNet until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${out}/unet`);
@@ -167,8 +171,9 @@ runMain(async () => {
         autoencoder: path.join(aeRun, AUTOENCODER_FILE),
         unet: { attentionResolutions: HYPERPARAMETERS.latent.attentionResolutions },
         train: unetTrain(),
+        deadline,
       }));
-      if (halted(unet.stoppedEarly)) return;
+      if (unet.stoppedEarly) return;
     } else if (design === 'cascade') {
       const C = HYPERPARAMETERS.cascade;
       const baseRun = path.join(out, 'base');
@@ -184,11 +189,9 @@ runMain(async () => {
           unet: { attentionResolutions: C.base.attentionResolutions },
           stage: { kind: 'base', factor: C.factor },
           train: unetTrain({ timeBudgetMinutes: baseMinutes }),
+          deadline,
         }));
-        if (base.stoppedEarly) {
-          log(interrupted ? 'interrupted in the base stage' : 'the budget ended inside the base stage: raise --budget');
-          return;
-        }
+        if (base.stoppedEarly) return;
       }
       log(`---- 2/2: super-resolution 16x16 -> 32x32 until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${srRun}`);
       const sr = await clock.stage('sr', () => trainTextDiffusion({
@@ -198,8 +201,9 @@ runMain(async () => {
         stage: { kind: 'super-resolution', lowRes: { factor: C.factor, maxAugLevel: C.sr.maxAugLevel, resize: C.sr.resize } },
         train: unetTrain(),
         gridSampler: { ...HYPERPARAMETERS.latent.sampling, perPrompt: 8, guidance: C.sampling.srGuidance, augLevel: C.sampling.augLevel },
+        deadline,
       }));
-      if (halted(sr.stoppedEarly)) return;
+      if (sr.stoppedEarly) return;
     } else {
       const P = { ...HYPERPARAMETERS.unclip.prior, steps: args['prior-steps'] };
       const priorRun = path.join(out, 'prior');
@@ -217,7 +221,7 @@ runMain(async () => {
         },
       }));
       if (prior.stoppedEarly) {
-        log(interrupted ? 'interrupted in the prior stage' : 'the budget ended inside the prior stage: raise --budget');
+        log('interrupted in the prior stage: run the same command to resume');
         return;
       }
       log(`---- 2/2: the decoder (image embedding + caption) until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${decoderRun}`);
@@ -232,18 +236,20 @@ runMain(async () => {
         schedule: { kind: 'cosine', timesteps: 1000 },
         train: unetTrain(),
         grid: { rows: 8, perImage: 7, sampler: S.sampler, steps: S.steps, guidance: S.guidance },
+        deadline,
       }));
-      if (halted(decoder.stoppedEarly)) return;
+      if (decoder.stoppedEarly) return;
     }
     clock.stop(); // the pipeline's writing is not training time
-    await clock.save();
+    clock.save();
     log(`training done: ${(budget.spentSeconds / 60).toFixed(1)} of ${args.budget} min; writing ${pipelineDir}`);
     await writeDesignPipeline(design, out, args.clip);
-    await clock.save(true);
+    clock.save(true);
     process.stdout.write(`${design}: stages ${Object.entries(budget.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)} min`).join(', ')}; ` +
       `pipeline ${pipelineDir}; sample with: npx tfjs-diffusion sample --pipeline ${pipelineDir} --prompt "${SEEN_PROMPTS[0]}"\n`);
   } finally {
     clock.stop();
+    clock.save();
     shutdownBackend();
   }
 });

@@ -102,6 +102,8 @@ export interface TextTrainingOptions {
   readonly onLog?: (line: string) => void;
   readonly onMetrics?: (row: MetricsRow) => void;
   readonly signal?: AbortSignal;
+  /** Wall-clock end (ms since the epoch) of a shared time budget: ends training like a time budget (see TrainDiffusionOptions). */
+  readonly deadline?: number;
   readonly command?: string;
   readonly isTTY?: boolean;
   readonly profile?: boolean;
@@ -289,6 +291,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       onLog: log,
       onMetrics: opts.onMetrics,
       signal: opts.signal,
+      deadline: opts.deadline,
       command: opts.command,
       isTTY: opts.isTTY,
       profile: opts.profile,

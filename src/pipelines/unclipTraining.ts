@@ -161,6 +161,8 @@ export interface UnclipDecoderTrainingOptions {
   readonly onLog?: (line: string) => void;
   readonly onMetrics?: (row: MetricsRow) => void;
   readonly signal?: AbortSignal;
+  /** Wall-clock end (ms since the epoch) of a shared time budget: ends training like a time budget (see TrainDiffusionOptions). */
+  readonly deadline?: number;
   readonly command?: string;
   readonly isTTY?: boolean;
   readonly profile?: boolean;
@@ -334,6 +336,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       onLog: log,
       onMetrics: opts.onMetrics,
       signal: opts.signal,
+      deadline: opts.deadline,
       command: opts.command,
       isTTY: opts.isTTY,
       profile: opts.profile,

@@ -93,6 +93,13 @@ export interface TrainDiffusionOptions {
   readonly onMetrics?: (row: MetricsRow) => void;
   /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
   readonly signal?: AbortSignal;
+  /**
+   * Wall-clock end (ms since the epoch) of a budget shared with other stages (see train/timeBudget.ts):
+   * checked after every step like timeBudgetMinutes, and it ends the run the same way (checkpoint, not an
+   * interruption). A deadline is checked here rather than by a timer aborting `signal`, because a training
+   * loop that awaits only resolved promises never lets a timer run.
+   */
+  readonly deadline?: number;
   /** The command line recorded in checkpoints. */
   readonly command?: string;
   /** Whether the terminal supports a rewriting progress line. */
@@ -564,7 +571,8 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
       step += 1;
       windowImages += cfg.batchSize;
 
-      const budgetReached = cfg.timeBudgetMinutes !== null && Date.now() - runStart >= cfg.timeBudgetMinutes * 60_000;
+      const deadlineReached = opts.deadline !== undefined && Date.now() >= opts.deadline;
+      const budgetReached = (cfg.timeBudgetMinutes !== null && Date.now() - runStart >= cfg.timeBudgetMinutes * 60_000) || deadlineReached;
       const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false) || budgetReached;
       const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
       if (step % cfg.logEvery === 0 || doCheckpoint) {
@@ -613,7 +621,8 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
         await saveModelWeights(file, ema, { kind: 'unet', config: { ...opts.checkpointConfig, unet: model.config }, step, seed: cfg.seed, command: opts.command, storage: 'float16' });
       }
       if (budgetReached && step < cfg.steps && !(opts.signal?.aborted ?? false)) {
-        log(`time budget of ${cfg.timeBudgetMinutes} min reached at step ${step} (checkpoint written)`);
+        log(deadlineReached ? `deadline of the shared time budget reached at step ${step} (checkpoint written)`
+          : `time budget of ${cfg.timeBudgetMinutes} min reached at step ${step} (checkpoint written)`);
         break;
       }
       if (opts.signal?.aborted && step < cfg.steps) {

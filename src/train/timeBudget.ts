@@ -4,13 +4,12 @@
  *
  * The record (a JSON file, written atomically) holds the seconds spent so far
  * and per stage; a restarted job reads it and continues with what is left.
- * `BudgetClock` counts time from its creation on top of the recorded seconds,
- * saves every few seconds, and calls `onDeadline` once the budget is used (a
- * trainer's AbortSignal, typically: the running stage then writes its
- * checkpoint and returns).
+ * `BudgetClock` counts time from its creation on top of the recorded seconds
+ * and gives the deadline the trainers check after every step (the running
+ * stage then writes its checkpoint and returns).
  */
 import * as fs from 'fs';
-import { writeFileAtomic } from '../io/atomicWrite';
+import { tempPathFor } from '../io/atomicWrite';
 
 /** The JSON record of a budgeted job. */
 export interface BudgetRecord {
@@ -50,37 +49,37 @@ export function readBudgetRecord(file: string, design: string, budgetMinutes: nu
 }
 
 export interface BudgetClockOptions {
-  /** Called once when the recorded plus the counted time reaches the budget. */
-  readonly onDeadline: () => void;
-  /** Save the record every N seconds while running (default 15). */
+  /** tick() saves the record when this many seconds have passed since the last save (default 15). */
   readonly saveEverySeconds?: number;
 }
 
-/** Counts wall time against a BudgetRecord, persists it, and calls onDeadline when the budget is used. Call stop() when done. */
+/**
+ * Counts wall time against a BudgetRecord and persists it. Its `deadline` (ms since the epoch) is for the
+ * trainers to check after each step (TrainDiffusionOptions.deadline): a timer could not end a stage, since
+ * a training loop that awaits only resolved promises never lets timers run. For the same reason saving is
+ * synchronous and driven by the caller: tick() from the stages' log / metrics callbacks.
+ */
 export class BudgetClock {
   private readonly startedAt = Date.now();
   private readonly spentBefore: number;
-  private readonly timer: NodeJS.Timeout;
-  private readonly deadline: NodeJS.Timeout;
-  private reached = false;
+  private readonly saveEveryMs: number;
+  private lastSave = Date.now();
   private stoppedAt: number | null = null;
+  /** When the budget is used up (ms since the epoch). */
+  readonly deadline: number;
 
-  constructor(private readonly file: string, readonly record: BudgetRecord, options: BudgetClockOptions) {
+  constructor(private readonly file: string, readonly record: BudgetRecord, options: BudgetClockOptions = {}) {
     this.spentBefore = record.spentSeconds;
-    this.timer = setInterval(() => void this.save().catch(() => undefined), 1000 * (options.saveEverySeconds ?? 15));
-    const leftMs = Math.max(0, record.budgetMinutes * 60_000 - this.spentBefore * 1000);
-    this.deadline = setTimeout(() => {
-      this.reached = true;
-      options.onDeadline();
-    }, leftMs);
+    this.saveEveryMs = 1000 * (options.saveEverySeconds ?? 15);
+    this.deadline = this.startedAt + Math.max(0, record.budgetMinutes * 60_000 - this.spentBefore * 1000);
   }
 
-  /** True once onDeadline has been called. */
+  /** True once the budget is used up. */
   get deadlineReached(): boolean {
-    return this.reached;
+    return Date.now() >= this.deadline;
   }
 
-  /** Seconds spent: recorded before this clock plus counted since. */
+  /** Seconds spent: recorded before this clock plus counted since (until stop()). */
   spent(): number {
     return this.spentBefore + ((this.stoppedAt ?? Date.now()) - this.startedAt) / 1000;
   }
@@ -97,21 +96,27 @@ export class BudgetClock {
       return await run();
     } finally {
       this.record.stages[name] = (this.record.stages[name] ?? 0) + (this.spent() - before);
-      await this.save();
+      this.save();
     }
   }
 
-  /** Writes the record (atomically); `finished` marks the job done. */
-  async save(finished = false): Promise<void> {
-    this.record.spentSeconds = this.spent();
-    if (finished) this.record.finished = true;
-    await writeFileAtomic(this.file, JSON.stringify(this.record, null, 2) + '\n');
+  /** Saves the record if saveEverySeconds have passed since the last save (cheap to call often). */
+  tick(): void {
+    if (Date.now() - this.lastSave >= this.saveEveryMs) this.save();
   }
 
-  /** Stops counting (later saves record the time at this call), the periodic save and the deadline timer. */
+  /** Writes the record (synchronously, atomically: temp file + rename); `finished` marks the job done. */
+  save(finished = false): void {
+    this.record.spentSeconds = this.spent();
+    if (finished) this.record.finished = true;
+    const tmp = tempPathFor(this.file);
+    fs.writeFileSync(tmp, JSON.stringify(this.record, null, 2) + '\n');
+    fs.renameSync(tmp, this.file);
+    this.lastSave = Date.now();
+  }
+
+  /** Stops counting: later saves record the time spent at this call. */
   stop(): void {
     if (this.stoppedAt === null) this.stoppedAt = Date.now();
-    clearInterval(this.timer);
-    clearTimeout(this.deadline);
   }
 }

@@ -25,13 +25,13 @@ function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-diffusion-loop-'));
 }
 
-async function run(cfg: TrainConfig, outDir: string, resume: boolean, abortAfter?: number): Promise<number[]> {
+async function run(cfg: TrainConfig, outDir: string, resume: boolean, abortAfter?: number, deadline?: number): Promise<number[]> {
   const { model, ema } = makeModels(cfg.seed);
   const controller = new AbortController();
   try {
     const result = await trainDiffusion({
       model, ema, schedule: makeSchedule({ kind: 'linear', timesteps: 100 }), train: tinyDataset(24, 1), validation: tinyDataset(8, 2),
-      config: cfg, outDir, resume, checkpointConfig: { test: true }, signal: controller.signal,
+      config: cfg, outDir, resume, checkpointConfig: { test: true }, signal: controller.signal, deadline,
       onMetrics: (row) => {
         if (abortAfter !== undefined && row.step >= abortAfter) controller.abort();
       },
@@ -109,6 +109,17 @@ describe('trainDiffusion', () => {
     const more = await run({ ...BASE, steps: 50, checkpointEvery: 100, timeBudgetMinutes: 1e-6 }, dir, true);
     expect(more).toHaveLength(1);
     expect(() => trainConfig({ timeBudgetMinutes: 0 })).toThrow(/timeBudgetMinutes must be a positive number or null/);
+  });
+
+  it('with a deadline (a budget shared with other stages), stops after the step that passes it, with a checkpoint', async () => {
+    const dir = tmpDir();
+    const losses = await run({ ...BASE, steps: 50, checkpointEvery: 100 }, dir, false, undefined, Date.now());
+    expect(losses).toHaveLength(1);
+    const info = await readModelConfig(path.join(dir, WEIGHTS_FILE));
+    expect(info.step).toBe(1);
+    // A deadline far ahead changes nothing: the run goes to its last step.
+    const dir2 = tmpDir();
+    expect(await run({ ...BASE, steps: 3 }, dir2, false, undefined, Date.now() + 3_600_000)).toHaveLength(3);
   });
 
   it('with profile, logs the most expensive kernels of one step before training', async () => {

@@ -34,51 +34,51 @@ describe('BudgetClock', () => {
   it('counts stages on top of the time recorded before, saves the record, and stops counting at stop()', async () => {
     const file = tmpFile();
     fs.writeFileSync(file, JSON.stringify({ design: 'd', budgetMinutes: 10, spentSeconds: 30, stages: { first: 30 }, finished: false }));
-    let deadlines = 0;
-    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 10), { onDeadline: () => deadlines++ });
-    try {
-      const value = await clock.stage('second', async () => {
-        await sleep(120);
-        return 7;
-      });
-      expect(value).toBe(7);
-      await expect(clock.stage('second', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom'); // a failed stage still counts
-      const saved = readBudgetRecord(file, 'd', 10);
-      expect(saved.stages.first).toBe(30);
-      expect(saved.stages.second).toBeGreaterThanOrEqual(0.1);
-      expect(saved.stages.second).toBeLessThan(5);
-      expect(saved.spentSeconds).toBeGreaterThanOrEqual(30.1);
-      expect(clock.leftMinutes()).toBeCloseTo(10 - clock.spent() / 60, 6);
-      clock.stop();
-      const frozen = clock.spent();
-      await sleep(30);
-      expect(clock.spent()).toBe(frozen);
-      await clock.save(true);
-      const done = readBudgetRecord(file, 'd', 10);
-      expect(done.finished).toBe(true);
-      expect(done.spentSeconds).toBeCloseTo(frozen, 6);
-      expect(deadlines).toBe(0);
-    } finally {
-      clock.stop();
-    }
+    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 10));
+    const value = await clock.stage('second', async () => {
+      await sleep(120);
+      return 7;
+    });
+    expect(value).toBe(7);
+    await expect(clock.stage('second', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom'); // a failed stage still counts
+    const saved = readBudgetRecord(file, 'd', 10);
+    expect(saved.stages.first).toBe(30);
+    expect(saved.stages.second).toBeGreaterThanOrEqual(0.1);
+    expect(saved.stages.second).toBeLessThan(5);
+    expect(saved.spentSeconds).toBeGreaterThanOrEqual(30.1);
+    expect(clock.leftMinutes()).toBeCloseTo(10 - clock.spent() / 60, 6);
+    clock.stop();
+    const frozen = clock.spent();
+    await sleep(30);
+    expect(clock.spent()).toBe(frozen);
+    clock.save(true);
+    const done = readBudgetRecord(file, 'd', 10);
+    expect(done.finished).toBe(true);
+    expect(done.spentSeconds).toBeCloseTo(frozen, 6);
+    expect(fs.readdirSync(path.dirname(file))).toEqual(['budget.json']); // no temp file left behind
   });
 
-  it('calls onDeadline once the budget is used, at once when a restart finds it used already', async () => {
+  it('tick() saves only when saveEverySeconds have passed', async () => {
     const file = tmpFile();
-    let fired = 0;
-    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 0.005), { onDeadline: () => fired++ }); // 300 ms
-    await sleep(40);
-    expect(fired).toBe(0);
+    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 10), { saveEverySeconds: 0.1 });
+    clock.tick();
+    expect(fs.existsSync(file)).toBe(false);
+    await sleep(150);
+    clock.tick();
+    expect(readBudgetRecord(file, 'd', 10).spentSeconds).toBeGreaterThanOrEqual(0.1);
+  });
+
+  it('puts the deadline where the recorded time leaves it, already passed when the budget is used', async () => {
+    const file = tmpFile();
+    fs.writeFileSync(file, JSON.stringify({ design: 'd', budgetMinutes: 1, spentSeconds: 45, stages: {}, finished: false }));
+    const t0 = Date.now();
+    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 1));
+    expect(clock.deadline - t0).toBeGreaterThanOrEqual(15_000 - 50);
+    expect(clock.deadline - t0).toBeLessThanOrEqual(15_000 + 50);
     expect(clock.deadlineReached).toBe(false);
-    await sleep(600);
-    expect(fired).toBe(1);
-    expect(clock.deadlineReached).toBe(true);
-    clock.stop();
-    await clock.save();
-    let firedAgain = 0;
-    const again = new BudgetClock(file, readBudgetRecord(file, 'd', 0.005), { onDeadline: () => firedAgain++ });
-    await sleep(20);
-    again.stop();
-    expect(firedAgain).toBe(1);
+    fs.writeFileSync(file, JSON.stringify({ design: 'd', budgetMinutes: 1, spentSeconds: 75, stages: {}, finished: false }));
+    const over = new BudgetClock(file, readBudgetRecord(file, 'd', 1));
+    expect(over.deadlineReached).toBe(true);
+    expect(over.leftMinutes()).toBeCloseTo(-0.25, 2); // 75 s of a 60 s budget
   });
 });
