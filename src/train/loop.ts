@@ -512,14 +512,22 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   };
 
   // ---- the loop
-  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
+  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  // A time budget or a deadline may end the run before cfg.steps: the ETA is the sooner end.
+  const secondsLeft = (): number | null => {
+    const ends = [
+      ...(cfg.timeBudgetMinutes !== null ? [runStart + cfg.timeBudgetMinutes * 60_000] : []),
+      ...(opts.deadline !== undefined ? [opts.deadline] : []),
+    ];
+    return ends.length === 0 ? null : (Math.min(...ends) - Date.now()) / 1000;
+  };
+  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false, secondsLeft });
   const losses: number[] = [];
   let pendingLosses: tf.Scalar[] = [];
   let lastNorm: tf.Scalar | null = null;
   let lastCheckpoint = startStep;
   let windowStart = Date.now();
   let windowImages = 0;
-  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
   let step = startStep;
   let stoppedEarly = false;
   let workers: DataParallel | null = null;

@@ -33,6 +33,11 @@ export interface ProgressOptions {
   readonly smoothing?: number;
   /** Clock in milliseconds (default performance.now); injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Seconds until a time limit ends the run (a time budget or a deadline), or null without one: the ETA is
+   * then the sooner of the two ends.
+   */
+  readonly secondsLeft?: () => number | null;
 }
 
 export interface ProgressUpdate {
@@ -66,6 +71,7 @@ export class ProgressReporter {
   private readonly everySeconds: number;
   private readonly smoothing: number;
   private readonly now: () => number;
+  private readonly secondsLeft: (() => number | null) | undefined;
   private readonly startTime: number;
   private lastStep: number;
   private lastTime: number;
@@ -89,6 +95,7 @@ export class ProgressReporter {
     this.isTTY = isTTY;
     this.everySeconds = everySeconds;
     this.smoothing = smoothing;
+    this.secondsLeft = options.secondsLeft;
     this.now = options.now ?? (() => performance.now());
     this.startTime = this.now();
     this.lastTime = this.startTime;
@@ -101,9 +108,12 @@ export class ProgressReporter {
     return this.secPerStep === null || this.secPerStep <= 0 ? null : 1 / this.secPerStep;
   }
 
-  /** Estimated seconds to reach `total`, or null while the speed is unknown. */
+  /** Estimated seconds to reach `total` (or the time limit, if sooner), or null while neither is known. */
   get etaSeconds(): number | null {
-    return this.secPerStep === null ? null : Math.max(0, this.total - this.step) * this.secPerStep;
+    const bySteps = this.secPerStep === null ? null : Math.max(0, this.total - this.step) * this.secPerStep;
+    const left = this.secondsLeft?.() ?? null;
+    if (left === null) return bySteps;
+    return bySteps === null ? Math.max(0, left) : Math.min(bySteps, Math.max(0, left));
   }
 
   /** Records that `step` steps are done (absolute step number), with optional loss and extra fields. */

@@ -24,6 +24,24 @@ describe('ProgressReporter', () => {
     expect(lines[0]).toBe('step 10/100 (10.0%) | 2 it/s | loss 0.1235 | ETA 45s\n');
   });
 
+  it('takes the sooner of the step ETA and a time limit (secondsLeft), never below 0', () => {
+    const clock = fakeClock();
+    let left: number | null = 30;
+    const p = new ProgressReporter({ total: 1_000_000, onLine: () => undefined, now: clock.now, secondsLeft: () => left });
+    expect(p.etaSeconds).toBe(30); // speed unknown: the limit alone
+    clock.advance(5);
+    p.update(10); // 0.5 s/step: 499,995 s by steps
+    expect(p.etaSeconds).toBe(30);
+    left = -4;
+    expect(p.etaSeconds).toBe(0);
+    left = null;
+    expect(p.etaSeconds).toBeCloseTo((1_000_000 - 10) * 0.5, 6);
+    const near = new ProgressReporter({ total: 20, onLine: () => undefined, now: clock.now, secondsLeft: () => 1000 });
+    clock.advance(5);
+    near.update(10);
+    expect(near.etaSeconds).toBeCloseTo(5, 12); // steps end first
+  });
+
   it('smooths seconds per step with an EMA weighted by the steps between updates', () => {
     const clock = fakeClock();
     const p = new ProgressReporter({ total: 1000, onLine: () => undefined, now: clock.now, smoothing: 0.9 });
