@@ -54,6 +54,8 @@ interface SeedResult {
 interface DesignResult {
   readonly pipeline: string;
   readonly design: string;
+  /** The row's name: the design, or design-k when several pipelines share a design (e.g. a defaults sweep). */
+  readonly name: string;
   /** Parameters per part role, from the shipped weights. */
   readonly parameters: Record<string, number>;
   /** Training wall seconds per stage and the budget, from <pipeline>/../budget.json (null when absent). */
@@ -124,9 +126,12 @@ runMain(async () => {
   fs.mkdirSync(args.out, { recursive: true });
   const command = ['npx tsx examples/compare-designs.ts', ...hideBin(process.argv)].join(' ');
   const results: DesignResult[] = [];
+  const designs = await Promise.all(args.pipeline.map(async (dir) => (await readPipelineManifest(dir)).design));
+  const names = designs.map((d, i) => (designs.filter((x) => x === d).length > 1 ? `${d}-${i}` : d));
   try {
-    for (const dir of args.pipeline) {
+    for (const [index, dir] of args.pipeline.entries()) {
       const manifest = await readPipelineManifest(dir);
+      const name = names[index];
       const parameters: Record<string, number> = {};
       for (const [role, part] of Object.entries(manifest.parts)) parameters[role] = await parameterCount(path.join(dir, part.file));
       const budgetFile = path.join(dir, '..', 'budget.json');
@@ -142,12 +147,12 @@ runMain(async () => {
           n: GRID_TRIPLES.length * GRID_PER_PROMPT, seed: 0, batchSize: args.batch,
         });
         try {
-          await saveImageGrid(path.join(args.out, `${manifest.design}-grid.png`), grid, { cols: GRID_PER_PROMPT });
+          await saveImageGrid(path.join(args.out, `${name}-grid.png`), grid, { cols: GRID_PER_PROMPT });
         } finally {
           grid.dispose();
         }
         for (const seed of seeds) {
-          const common = { seed, batchSize: args.batch, onLog: (l: string) => log(`  [${manifest.design} seed ${seed}] ${l}`) };
+          const common = { seed, batchSize: args.batch, onLog: (l: string) => log(`  [${name} seed ${seed}] ${l}`) };
           const seen = await colorAgreement(pipeline, { ...common, perPrompt: args['per-prompt'], combinations: 'seen' });
           const heldOut = await colorAgreement(pipeline, { ...common, perPrompt: args['per-prompt'], combinations: 'held-out' });
           // evaluateTextPipeline loads the pipeline itself (its own copy).
@@ -165,7 +170,7 @@ runMain(async () => {
         pipeline.dispose();
       }
       results.push({
-        pipeline: dir, design: manifest.design, parameters, training, defaults: manifest.defaults ?? {}, seeds: seedResults,
+        pipeline: dir, design: manifest.design, name, parameters, training, defaults: manifest.defaults ?? {}, seeds: seedResults,
         secondsPerImage, timeN: args['time-n'], threads: args.threads,
       });
       // Written after every design: a cut-short run keeps what it measured.
@@ -191,7 +196,7 @@ function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; pe
     const four = (pick: (x: SeedResult) => ColorAgreementResult): string =>
       [(a: ColorAgreementResult) => a.digit, (a: ColorAgreementResult) => a.color, (a: ColorAgreementResult) => a.background, (a: ColorAgreementResult) => a.all]
         .map((f) => pct(s.map((x) => f(pick(x))))).join(' / ');
-    lines.push(`| ${r.design} | ${seedsOf(r)} | ${num(s.map((x) => x.fid), 2)} | ${num(s.map((x) => x.clipScore), 2)} | ${pct(s.map((x) => x.captionAccuracy))} % | ` +
+    lines.push(`| ${r.name} | ${seedsOf(r)} | ${num(s.map((x) => x.fid), 2)} | ${num(s.map((x) => x.clipScore), 2)} | ${pct(s.map((x) => x.captionAccuracy))} % | ` +
       `${four((x) => x.seen)} | ${four((x) => x.heldOut)} |`);
   }
   lines.push('', 'Cost (parameters from the shipped weights; training wall time per stage from budget.json; sampling time per image, manifest defaults):', '');
@@ -202,7 +207,7 @@ function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; pe
     const stages = r.training === null ? 'n/a' : Object.entries(r.training.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)}`).join(', ');
     const total = r.training === null ? 'n/a' : `${(r.training.spentSeconds / 60).toFixed(1)} (budget ${r.training.budgetMinutes})`;
     const defaults = Object.entries(r.defaults).filter(([k]) => k !== 'prompts').map(([k, v]) => `${k} ${String(v)}`).join(', ');
-    lines.push(`| ${r.design} | ${params} | ${stages} | ${total} | ${r.secondsPerImage.toFixed(3)} (${r.timeN} in one batch, ${r.threads} threads) | ${defaults} |`);
+    lines.push(`| ${r.name} | ${params} | ${stages} | ${total} | ${r.secondsPerImage.toFixed(3)} (${r.timeN} in one batch, ${r.threads} threads) | ${defaults} |`);
   }
   lines.push('', `Command: \`${o.command}\``, '');
   return lines.join('\n');
