@@ -108,7 +108,7 @@ runMain(async () => {
     .option('n', { type: 'number', default: 500, describe: 'images per seed for FID / CLIP score / caption accuracy' })
     .option('per-prompt', { type: 'number', default: 5, describe: 'images per (digit, colour, background) triple, 20 seen + 20 held-out triples' })
     .option('eval-clip', { type: 'string', demandOption: true, describe: 'the CLIP that grades (not the one that conditioned the designs)' })
-    .option('time-n', { type: 'number', default: 64, describe: 'images of the timed sampling pass' })
+    .option('time-n', { type: 'number', default: 64, describe: 'images of the timed sampling pass (0: no timing)' })
     .option('batch', { type: 'number', default: 100, describe: 'images per generation batch' })
     .option('backend', { type: 'string', default: 'auto' })
     .option('threads', { type: 'number', default: 2 })
@@ -164,8 +164,8 @@ runMain(async () => {
           log(`  seed ${seed}: FID ${e.fid.toFixed(2)}, CLIP ${(e.clipScore?.mean ?? NaN).toFixed(2)}, caption accuracy ${(100 * (e.accuracy ?? NaN)).toFixed(1)} %, ` +
             `seen all ${(100 * seen.all).toFixed(1)} %, held-out all ${(100 * heldOut.all).toFixed(1)} %`);
         }
-        secondsPerImage = await timeSampling(pipeline, args['time-n']);
-        log(`  sampling: ${secondsPerImage.toFixed(3)} s/image (${args['time-n']} images in one batch, ${args.threads} thread(s))`);
+        secondsPerImage = args['time-n'] > 0 ? await timeSampling(pipeline, args['time-n']) : NaN;
+        if (args['time-n'] > 0) log(`  sampling: ${secondsPerImage.toFixed(3)} s/image (${args['time-n']} images in one batch, ${args.threads} thread(s))`);
       } finally {
         pipeline.dispose();
       }
