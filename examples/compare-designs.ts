@@ -35,6 +35,7 @@ import { colorAgreement, ColorAgreementResult, evaluateTextPipeline, TextEvalRes
 import { loadTextPipeline, TextPipeline } from '../src/pipelines/loadPipeline';
 import { readPipelineManifest } from '../src/io/pipeline';
 import { readSafetensorsHeader } from '../src/io/safetensors';
+import { readModelConfig } from '../src/train/checkpoint';
 import { saveImageGrid } from '../src/io/png';
 import { writeFileAtomic } from '../src/io/atomicWrite';
 import { runMain } from './text-to-image';
@@ -58,6 +59,8 @@ interface DesignResult {
   readonly name: string;
   /** Parameters per part role, from the shipped weights. */
   readonly parameters: Record<string, number>;
+  /** Training steps recorded in each part's weights (null when not recorded). */
+  readonly steps: Record<string, number | null>;
   /** Training wall seconds per stage and the budget, from <pipeline>/../budget.json (null when absent). */
   readonly training: { budgetMinutes: number; spentSeconds: number; stages: Record<string, number> } | null;
   readonly defaults: Record<string, unknown>;
@@ -133,7 +136,11 @@ runMain(async () => {
       const manifest = await readPipelineManifest(dir);
       const name = names[index];
       const parameters: Record<string, number> = {};
-      for (const [role, part] of Object.entries(manifest.parts)) parameters[role] = await parameterCount(path.join(dir, part.file));
+      const steps: Record<string, number | null> = {};
+      for (const [role, part] of Object.entries(manifest.parts)) {
+        parameters[role] = await parameterCount(path.join(dir, part.file));
+        steps[role] = (await readModelConfig(path.join(dir, part.file))).step;
+      }
       const budgetFile = path.join(dir, '..', 'budget.json');
       const training = fs.existsSync(budgetFile) ? (JSON.parse(fs.readFileSync(budgetFile, 'utf8')) as DesignResult['training']) : null;
       const pipeline = await loadTextPipeline(dir);
@@ -170,7 +177,7 @@ runMain(async () => {
         pipeline.dispose();
       }
       results.push({
-        pipeline: dir, design: manifest.design, name, parameters, training, defaults: manifest.defaults ?? {}, seeds: seedResults,
+        pipeline: dir, design: manifest.design, name, parameters, steps, training, defaults: manifest.defaults ?? {}, seeds: seedResults,
         secondsPerImage, timeN: args['time-n'], threads: args.threads,
       });
       // Written after every design: a cut-short run keeps what it measured.
@@ -200,10 +207,11 @@ function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; pe
       `${four((x) => x.seen)} | ${four((x) => x.heldOut)} |`);
   }
   lines.push('', 'Cost (parameters from the shipped weights; training wall time per stage from budget.json; sampling time per image, manifest defaults):', '');
-  lines.push('| design | parameters per part | training per stage (min) | training in all (min) | sampling (s/image) | sampling defaults |');
+  lines.push('| design | parameters per part (training steps) | training per stage (min) | training in all (min) | sampling (s/image) | sampling defaults |');
   lines.push('|---|---|---|---|---|---|');
   for (const r of results) {
-    const params = Object.entries(r.parameters).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', ');
+    const params = Object.entries(r.parameters)
+      .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}${r.steps[k] === null || r.steps[k] === undefined ? '' : ` (${r.steps[k]})`}`).join(', ');
     const stages = r.training === null ? 'n/a' : Object.entries(r.training.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)}`).join(', ');
     const total = r.training === null ? 'n/a' : `${(r.training.spentSeconds / 60).toFixed(1)} (budget ${r.training.budgetMinutes})`;
     const defaults = Object.entries(r.defaults).filter(([k]) => k !== 'prompts').map(([k, v]) => `${k} ${String(v)}`).join(', ');
