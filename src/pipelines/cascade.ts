@@ -120,8 +120,8 @@ export function checkCascadeParts(base: TextUNetCheckpointConfig, sr: TextUNetCh
   return ss.lowRes;
 }
 
-/** Reads, validates and builds one UNet part of a cascade. */
-async function loadStageUNet(file: string): Promise<{ unet: UNet; config: TextUNetCheckpointConfig }> {
+/** Reads, validates and builds one UNet part of a cascade (also the optional SR stage of an unclip pipeline). */
+export async function loadStageUNet(file: string): Promise<{ unet: UNet; config: TextUNetCheckpointConfig }> {
   const info = await readModelConfig(file);
   if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
   const config = textUNetCheckpointConfig(info.config, file);
@@ -386,7 +386,7 @@ export interface CascadeAssembly {
 }
 
 /** Re-saves a UNet checkpoint (weights, config, step, seed and training command kept) with the chosen storage. */
-async function copyUNet(from: string, to: string, storage: 'float32' | 'float16'): Promise<void> {
+export async function copyUNet(from: string, to: string, storage: 'float32' | 'float16'): Promise<void> {
   const info = await readModelConfig(from);
   const { unet } = await loadStageUNet(from);
   try {

@@ -11,7 +11,8 @@
  * the design's own defaults (TEXT_GENERATE_DEFAULTS, CASCADE_GENERATE_DEFAULTS,
  * UNCLIP_GENERATE_DEFAULTS); a cascade also takes its SR-stage settings and
  * augmentation level from the manifest, an unclip pipeline its prior's sampler,
- * steps and guidance (sampler / steps / guidance are its decoder's).
+ * steps and guidance (sampler / steps / guidance are its decoder's) and, with
+ * an optional super-resolution stage, that stage's settings as a cascade does.
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -35,7 +36,8 @@ export interface TextPipelineGenerateOptions {
   /**
    * Default: the manifest's, then the design's. (A cascade: the base stage's; its SR stage takes the manifest's
    * srSampler / srSteps / srGuidance, else these. An unclip pipeline: the decoder's; its prior takes the manifest's
-   * priorSampler / priorSteps / priorGuidance, else UNCLIP_GENERATE_DEFAULTS'.)
+   * priorSampler / priorSteps / priorGuidance, else UNCLIP_GENERATE_DEFAULTS'; its optional SR stage the manifest's
+   * srSampler / srSteps / srGuidance / augLevel, else the decoder's settings and the cascade's level.)
    */
   readonly sampler?: SamplerName;
   readonly steps?: number;
@@ -45,7 +47,10 @@ export interface TextPipelineGenerateOptions {
   readonly firstIndex?: number;
   /** Images per denoiser batch (default the design's). */
   readonly batchSize?: number;
-  /** x0 clipping; default the design's: static in pixel space, none in latent space, dynamic in a cascade (both stages). */
+  /**
+   * x0 clipping; default the design's: static in pixel space, none in latent space, dynamic in a cascade (both stages),
+   * static in an unclip decoder and dynamic in its SR stage (given: both).
+   */
   readonly clip?: ClipMode;
   readonly onWarn?: (message: string) => void;
 }
@@ -61,7 +66,7 @@ export interface TextPipeline {
   readonly defaults: TextPipelineDefaults;
   /** The pipeline folder. */
   readonly source: string;
-  /** Training step of the UNet that makes the final images (a cascade: its SR stage; unclip: its decoder), or null when not recorded. */
+  /** Training step of the UNet that makes the final images (a cascade: its SR stage; unclip: its SR stage, else its decoder), or null when not recorded. */
   readonly trainingStep: number | null;
   /** Images [n, imageSize, imageSize, imageChannels] in [-1, 1] (the caller disposes them). */
   generate(options: TextPipelineGenerateOptions): Promise<tf.Tensor4D>;
@@ -133,19 +138,23 @@ export function cascadeAsTextPipeline(p: CascadePipeline, steps: { base: number 
   };
 }
 
-/** A loaded unclip pipeline behind the common interface (disposing it disposes `p`). */
+/** A loaded unclip pipeline behind the common interface (disposing it disposes `p`); images at its SR stage's size when it has one. */
 export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
   const d = p.defaults;
   const c = p.decoder.config;
   const u = p.decoder.unet.config;
+  const sr = p.sr;
+  const final = sr !== null ? sr.config : c;
+  const srLine = sr === null ? '' : ` -> super-resolution ${sr.unet.config.sampleSize}x${sr.unet.config.sampleSize} (step ${p.steps.sr ?? '?'}, ` +
+    `${sr.lowRes.resize} x${sr.lowRes.factor}, trained augmentation levels 0..${sr.lowRes.maxAugLevel})`;
   return {
     design: 'unclip',
-    dataset: c.dataset,
-    imageSize: c.imageSize,
-    imageChannels: c.imageChannels,
+    dataset: final.dataset,
+    imageSize: final.imageSize,
+    imageChannels: final.imageChannels,
     defaults: d,
     source: p.source,
-    trainingStep: p.steps.decoder,
+    trainingStep: sr !== null ? p.steps.sr : p.steps.decoder,
     generate: (o) => generateUnclip(p, {
       prompts: o.prompts, n: o.n, seed: o.seed,
       sampler: o.sampler ?? d.sampler ?? UNCLIP_GENERATE_DEFAULTS.sampler,
@@ -154,14 +163,19 @@ export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
       priorSampler: d.priorSampler ?? UNCLIP_GENERATE_DEFAULTS.priorSampler,
       priorSteps: d.priorSteps ?? UNCLIP_GENERATE_DEFAULTS.priorSteps,
       priorGuidance: d.priorGuidance ?? UNCLIP_GENERATE_DEFAULTS.priorGuidance,
+      // the manifest's SR-stage settings (only an unclip folder with an 'sr' part may set them)
+      ...(d.srSampler !== undefined ? { srSampler: d.srSampler } : {}),
+      ...(d.srSteps !== undefined ? { srSteps: d.srSteps } : {}),
+      ...(d.srGuidance !== undefined ? { srGuidance: d.srGuidance } : {}),
+      ...(d.augLevel !== undefined ? { augLevel: d.augLevel } : {}),
       firstIndex: o.firstIndex ?? UNCLIP_GENERATE_DEFAULTS.firstIndex,
       batchSize: o.batchSize ?? UNCLIP_GENERATE_DEFAULTS.batchSize,
-      ...(o.clip !== undefined ? { clip: o.clip } : {}),
+      ...(o.clip !== undefined ? { clip: o.clip, srClip: o.clip } : {}),
       onWarn: o.onWarn,
     }),
     describe: () => `unclip pipeline ${p.source}: CLIP E ${p.prior.config.embedDim} -> prior (step ${p.steps.prior ?? '?'}, width ${p.prior.config.width}, depth ${p.prior.config.depth}) ` +
-      `-> decoder ${u.sampleSize}x${u.sampleSize} (step ${p.steps.decoder ?? '?'}, ${c.textEncoder !== null ? 'image embedding + caption' : 'image embedding only'}), ` +
-      `${c.dataset} images ${c.imageSize}x${c.imageSize}x${c.imageChannels}`,
+      `-> decoder ${u.sampleSize}x${u.sampleSize} (step ${p.steps.decoder ?? '?'}, ${c.textEncoder !== null ? 'image embedding + caption' : 'image embedding only'})${srLine}, ` +
+      `${final.dataset} images ${final.imageSize}x${final.imageSize}x${final.imageChannels}`,
     dispose: () => p.dispose(),
   };
 }

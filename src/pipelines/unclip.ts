@@ -13,6 +13,20 @@
  *            trainer's condition dropout zeroes the embedding)
  *   image  = x clipped to [-1, 1], cropped to the data size (MNIST 32 -> 28)
  *
+ * An optional SUPER-RESOLUTION stage (DALL-E 2 sec. 2.1 upsamples 64 -> 256
+ * -> 1024 with diffusion upsamplers trained on noise-augmented low-res images;
+ * here the cascade's text-conditional SR UNet, pipelines/cascade.ts) then
+ * takes the decoder's whole (uncropped) sample x [B, s, s, C]:
+ *
+ *   z      = sqrt(abar_a) resize(x, S) + sqrt(1 - abar_a) e   e keyed by (seed, 'cascade-aug', image index)
+ *   image  = SR UNet sample at S x S on [x_t, z], a embedded, cross-attending to the
+ *            prompt's token states from the CLIP text tower (CFG against the empty
+ *            prompt with the same z; dynamic thresholding), cropped to its data size
+ *
+ * It must take the decoder's images (S = s * factor, same channels, same data)
+ * and read prompts with the CLIP's own text tower and tokenizer: both are
+ * checked when a folder is written and when it is loaded.
+ *
  * Image VARIATIONS (DALL-E 2 sec. 3.1) skip the prior: z_i = the CLIP image
  * embedding of a given image, decoded with fresh noise.
  *
@@ -21,23 +35,26 @@
  * context, with the image tokens appended). Its null condition is then the
  * empty prompt AND z_i = 0 (the trainer drops both together).
  *
- * Seeds: the prior samples with noise seeded `${seed}/prior` and the decoder
- * with `seed`, both keyed by image index (firstIndex + i), so a job split into
- * calls by firstIndex gives the same images.
+ * Seeds: the prior samples with noise seeded `${seed}/prior`, the decoder
+ * with `seed` and the SR stage with `${seed}/sr` (as the cascade's), all keyed
+ * by image index (firstIndex + i), so a job split into calls by firstIndex
+ * gives the same images.
  *
  * Folder: pipeline.json with design 'unclip' and parts clip (kind 'clip': the
  * text tower embeds prompts, the image tower embeds images for variations),
- * prior (kind 'prior') and decoder (kind 'unet'); defaults may set sampler,
- * steps, guidance, prompts (the decoder and the CLI) and priorSampler,
- * priorSteps, priorGuidance. The prior's and the decoder's checkpoints record
- * the CLIP they were trained on (config, step, seed): a folder pairing them
- * with another CLIP is refused.
+ * prior (kind 'prior'), decoder (kind 'unet') and optionally sr (kind 'unet',
+ * a super-resolution stage); defaults may set sampler, steps, guidance,
+ * prompts (the decoder and the CLI), priorSampler, priorSteps, priorGuidance
+ * and, with an sr part, srSampler, srSteps, srGuidance, augLevel. The prior's
+ * and the decoder's checkpoints record the CLIP they were trained on (config,
+ * step, seed): a folder pairing them with another CLIP is refused.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import { Clip, ClipConfig, clipConfig } from '../models/clip';
+import { TextEncoder } from '../models/textEncoder';
 import { ByteTokenizer } from '../models/tokenizer';
 import { DiffusionPrior, PriorConfig, priorConfig, samplePriorEmbeddings } from '../models/prior';
 import { UNet, UNetConfig, unetConfig } from '../models/unet';
@@ -47,18 +64,24 @@ import { loadModelWeights, readModelConfig, saveModelWeights, CheckpointInfo } f
 import { CLIP_CHECKPOINT_KIND, loadClip } from '../train/clipTraining';
 import { loadPrior, PRIOR_CHECKPOINT_KIND, PRIOR_WEIGHTS_FILE } from '../train/priorTraining';
 import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
+import { checkAugLevel, LowResConfig } from '../train/lowResConditioning';
 import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
 import { sample } from '../sample/sample';
 import { Cond, SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
-import { defaultNumber, defaultSampler, PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
-import { TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+import { defaultNumber, defaultSampler } from './pixelDiffusion';
+import { FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+import { stageOf, TextUNetCheckpointConfig, textUNetCheckpointConfig, TEXT_ENCODER_FILE } from './textToImage';
+import {
+  CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, copyUNet, loadStageUNet, sampledLowResCondition, superResolutionSeed,
+  superResolve, SuperResolutionStage,
+} from './cascade';
 
 // ---------------------------------------------------------------- configs
 
-export const UNCLIP_PARTS = { clip: 'clip', prior: 'prior', decoder: 'decoder' } as const;
+export const UNCLIP_PARTS = { clip: 'clip', prior: 'prior', decoder: 'decoder', sr: 'sr' } as const;
 
 /** Which CLIP a prior or decoder was trained on (recorded in its checkpoint config under `clip`). */
 export interface ClipProvenance {
@@ -179,16 +202,22 @@ export function unclipPriorCheckpointConfig(raw: unknown, source: string): Uncli
   };
 }
 
-/** What an unclip pipeline.json may set under `defaults` (sampler / steps / guidance are the decoder's). */
-export interface UnclipSamplingDefaults extends PipelineSamplingDefaults {
+/**
+ * What an unclip pipeline.json may set under `defaults` (sampler / steps / guidance are the decoder's;
+ * srSampler / srSteps / srGuidance / augLevel the optional super-resolution stage's, as a cascade's).
+ */
+export interface UnclipSamplingDefaults extends CascadeSamplingDefaults {
   readonly priorSampler?: SamplerName;
   readonly priorSteps?: number;
   readonly priorGuidance?: number;
 }
 
-/** Validates the unclip-specific defaults (on top of samplingDefaults). */
+/** The defaults that only apply to a super-resolution stage. */
+const SR_DEFAULT_KEYS = ['srSampler', 'srSteps', 'srGuidance', 'augLevel'] as const;
+
+/** Validates the unclip-specific defaults (on top of samplingDefaults and the cascade's SR-stage keys). */
 export function unclipSamplingDefaults(raw: Record<string, unknown> | undefined, where: string): UnclipSamplingDefaults {
-  const out: { -readonly [K in keyof UnclipSamplingDefaults]: UnclipSamplingDefaults[K] } = { ...samplingDefaults(raw, where) };
+  const out: { -readonly [K in keyof UnclipSamplingDefaults]: UnclipSamplingDefaults[K] } = { ...cascadeSamplingDefaults(raw, where) };
   if (raw === undefined) return out;
   const priorSampler = defaultSampler(raw, 'priorSampler', where);
   if (priorSampler !== undefined) out.priorSampler = priorSampler;
@@ -227,6 +256,97 @@ export function checkUnclipParts(clip: ClipProvenance, prior: UnclipPriorCheckpo
   }
 }
 
+/** What differs between two text towers with their tokenizers, expected vs received (null: the same). */
+function textTowerDifference(expected: TextEncoderCheckpointConfig, received: TextEncoderCheckpointConfig): string | null {
+  const diffs: string[] = [];
+  if (JSON.stringify(expected.text) !== JSON.stringify(received.text)) diffs.push(`text tower ${JSON.stringify(expected.text)} vs ${JSON.stringify(received.text)}`);
+  if (JSON.stringify(expected.tokenizer) !== JSON.stringify(received.tokenizer)) {
+    const describe = (t: TextEncoderCheckpointConfig['tokenizer']): string => `${t.merges.length} BPE merges, ${t.maxLength} tokens`;
+    const [a, b] = [describe(expected.tokenizer), describe(received.tokenizer)];
+    diffs.push(`tokenizer ${a} vs ${a === b ? 'as many, other merges' : b}`);
+  }
+  return diffs.length === 0 ? null : diffs.join('; ');
+}
+
+/**
+ * Throws unless a super-resolution stage can follow the decoder: its low-res
+ * input is the decoder's whole sample (S = s * factor, same channels, the same
+ * data at 1 / factor of its size) and it reads prompts with the CLIP's text
+ * tower and tokenizer (what conditions it at sampling). Returns its low-res config.
+ */
+export function checkUnclipSuperResolution(clip: ClipConfig, decoder: UnclipDecoderCheckpointConfig, sr: TextUNetCheckpointConfig, where: string): LowResConfig {
+  const stage = stageOf(sr);
+  if (stage.kind !== 'super-resolution') {
+    throw new Error(`${where}: part 'sr' is a '${stage.kind}' UNet, expected a super-resolution stage (trained with stage { kind: 'super-resolution' })`);
+  }
+  const f = stage.lowRes.factor;
+  const { sampleSize: s, outChannels: c } = decoder.unet;
+  const S = sr.unet.sampleSize;
+  if (S !== s * f || sr.imageChannels !== c) {
+    throw new Error(`${where}: the super-resolution stage takes ${S / f}x${S / f}x${sr.imageChannels} inputs (factor ${f}, it makes ${S}x${S}); ` +
+      `the decoder makes ${s}x${s}x${c} images`);
+  }
+  const low = Math.round(sr.imageSize / f);
+  if (low !== decoder.imageSize) {
+    throw new Error(`${where}: the super-resolution stage was trained on ${sr.imageSize}x${sr.imageSize} data (in ${S}x${S}), ${low}x${low} at its input; ` +
+      `the decoder's are ${decoder.imageSize}x${decoder.imageSize} (in ${s}x${s})`);
+  }
+  if (sr.dataset !== decoder.dataset) throw new Error(`${where}: the decoder was trained on '${decoder.dataset}', the super-resolution stage on '${sr.dataset}'`);
+  const tower = textEncoderCheckpointConfig({ text: clip.text, tokenizer: clip.tokenizer }, `${where} (the CLIP's text tower)`);
+  const d = textTowerDifference(tower, sr.textEncoder);
+  if (d !== null) {
+    throw new Error(`${where}: the super-resolution stage was trained with another text tower than the CLIP's, whose token states condition it at sampling ` +
+      `(expected vs received: ${d})`);
+  }
+  return stage.lowRes;
+}
+
+/** Throws when the defaults set SR-stage keys without an SR stage, or an augLevel the stage was not trained with. */
+function checkSrDefaults(defaults: UnclipSamplingDefaults, lowRes: LowResConfig | null, where: string): void {
+  if (lowRes === null) {
+    const set = SR_DEFAULT_KEYS.filter((k) => defaults[k] !== undefined);
+    if (set.length > 0) throw new Error(`${where}: defaults.${set.join(', defaults.')} set, but the pipeline has no super-resolution stage ('${UNCLIP_PARTS.sr}' part)`);
+  } else if (defaults.augLevel !== undefined) {
+    checkAugLevel(defaults.augLevel, lowRes, `${where}: defaults`);
+  }
+}
+
+// float16 storage rounds each weight by up to 2^-11 relative: a copy of the same tower stays below this.
+const SAME_TOWER_RTOL = 1e-3;
+
+/** max over parameters of max|a - b| / max|b| for two text towers of one config (Infinity when their names or shapes differ). */
+function towerWeightDifference(a: TextEncoder, b: TextEncoder): number {
+  const theirs = new Map(b.namedParameters());
+  let worst = 0;
+  for (const [name, v] of a.namedParameters()) {
+    const w = theirs.get(name);
+    if (w === undefined || w.shape.join(',') !== v.shape.join(',')) return Infinity;
+    // A few small tensors, once per assembled folder: the sync reads are fine here.
+    const r = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(v, w))), tf.maximum(tf.max(tf.abs(w)), 1e-12)).dataSync()[0]);
+    worst = Math.max(worst, r);
+  }
+  return worst;
+}
+
+/**
+ * Throws unless the SR run's text encoder (its text_encoder.safetensors: the tower it was trained with)
+ * holds the CLIP's text-tower weights. Configs alike are not enough: another CLIP of the same shape
+ * would pass them.
+ */
+async function checkSrTextWeights(clip: Clip, clipFile: string, file: string, where: string): Promise<void> {
+  if (!fs.existsSync(file)) throw new Error(`${where}: no ${file}: the super-resolution run's text encoder is needed to check it was trained with the CLIP's text tower`);
+  const text = await loadTextEncoder(file);
+  try {
+    const d = towerWeightDifference(clip.textEncoder, text.encoder);
+    if (!(d <= SAME_TOWER_RTOL)) {
+      throw new Error(`${where}: the super-resolution stage was trained with another text tower (${file}) than the CLIP's (${clipFile}): largest relative ` +
+        `weight difference ${d.toExponential(2)}, expected <= ${SAME_TOWER_RTOL} (float16 rounding)`);
+    }
+  } finally {
+    text.dispose();
+  }
+}
+
 // ---------------------------------------------------------------- loading
 
 /** The decoder: its UNet, schedule and config. */
@@ -246,12 +366,23 @@ export interface UnclipPipeline extends ClipWithTokenizer {
   readonly prior: DiffusionPrior;
   readonly priorSchedule: Schedule;
   readonly decoder: UnclipDecoder;
+  /** The optional super-resolution stage after the decoder (null: images at the decoder's size). */
+  readonly sr: SuperResolutionStage | null;
   readonly defaults: UnclipSamplingDefaults;
   /** The pipeline folder. */
   readonly source: string;
-  /** Training steps recorded in the prior and decoder files (null when absent). */
-  readonly steps: { readonly prior: number | null; readonly decoder: number | null };
+  /** Training steps recorded in the prior, decoder and SR files (null when absent; sr null without an SR stage). */
+  readonly steps: { readonly prior: number | null; readonly decoder: number | null; readonly sr: number | null };
   dispose(): void;
+}
+
+/**
+ * The CLIP's text tower and tokenizer as the frozen text encoder a super-resolution
+ * stage reads prompts with (a view: disposing it does nothing, dispose the pipeline).
+ */
+export function clipTextTower(p: UnclipPipeline): FrozenTextEncoder {
+  const config = { text: p.clip.config.text, tokenizer: p.clip.config.tokenizer };
+  return { encoder: p.clip.textEncoder, tokenizer: p.tokenizer, config, source: p.source, dispose: () => undefined };
 }
 
 /** Builds a decoder from its checkpoint (config validated). */
@@ -281,7 +412,13 @@ async function decoderConfigOf(file: string): Promise<{ info: CheckpointInfo; co
   return { info, config: unclipDecoderCheckpointConfig(info.config, file) };
 }
 
-/** Loads an unclip pipeline folder (design 'unclip': parts clip, prior, decoder). */
+async function srConfigOf(file: string): Promise<{ info: CheckpointInfo; config: TextUNetCheckpointConfig }> {
+  const info = await readModelConfig(file);
+  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
+  return { info, config: textUNetCheckpointConfig(info.config, file) };
+}
+
+/** Loads an unclip pipeline folder (design 'unclip': parts clip, prior, decoder, optionally sr). */
 export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifest): Promise<UnclipPipeline> {
   const m = manifest ?? (await readPipelineManifest(dir));
   const where = path.join(dir, PIPELINE_MANIFEST_FILE);
@@ -296,37 +433,49 @@ export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifes
   const prior = await priorConfigOf(files.prior);
   const decoderCfg = await decoderConfigOf(files.decoder);
   checkUnclipParts(provenance, prior.config, decoderCfg.config, where);
+  const srFile = Object.prototype.hasOwnProperty.call(m.parts, UNCLIP_PARTS.sr) ? pipelinePartPath(dir, m, UNCLIP_PARTS.sr) : null;
+  const srCfg = srFile === null ? null : await srConfigOf(srFile);
+  const lowRes = srCfg === null ? null : checkUnclipSuperResolution(provenance.config, decoderCfg.config, srCfg.config, where);
   const defaults = unclipSamplingDefaults(m.defaults, where);
+  checkSrDefaults(defaults, lowRes, where);
   const clip = await loadClip(files.clip);
   clip.freeze();
   let priorModel: DiffusionPrior | null = null;
   let decoder: UnclipDecoder | null = null;
+  let srUnet: UNet | null = null;
   let priorSchedule: Schedule;
   try {
     const loaded = await loadPrior(files.prior);
     priorModel = loaded.prior;
     priorSchedule = loaded.schedule;
     decoder = await loadUnclipDecoder(files.decoder);
+    if (srFile !== null) srUnet = (await loadStageUNet(srFile)).unet;
   } catch (e) {
     clip.dispose();
     priorModel?.dispose();
+    decoder?.unet.dispose();
     throw e;
   }
   const p = priorModel;
   const d = decoder;
+  const sr: SuperResolutionStage | null = srUnet === null || srCfg === null || lowRes === null
+    ? null
+    : { unet: srUnet, schedule: makeSchedule(srCfg.config.schedule), config: srCfg.config, lowRes };
   return {
     clip,
     tokenizer: clip.tokenizer(),
     prior: p,
     priorSchedule,
     decoder: d,
+    sr,
     defaults,
     source: dir,
-    steps: { prior: prior.info.step, decoder: decoderCfg.info.step },
+    steps: { prior: prior.info.step, decoder: decoderCfg.info.step, sr: srCfg === null ? null : srCfg.info.step },
     dispose: () => {
       clip.dispose();
       p.dispose();
       d.unet.dispose();
+      sr?.unet.dispose();
     },
   };
 }
@@ -440,7 +589,20 @@ export interface UnclipGenerateOptions {
   readonly batchSize: number;
   /** Clipping of the decoder's predicted x0 (not the CLIP model). */
   readonly clip: ClipMode;
-  /** Crop back to the data's original size (e.g. 32 -> 28 for MNIST). */
+  /** Run the super-resolution stage when the pipeline has one (false: images at the decoder's size). */
+  readonly superResolution: boolean;
+  /** The super-resolution stage's sampler, steps and guidance scale (default: the decoder's). Refused without an SR stage. */
+  readonly srSampler?: SamplerName;
+  readonly srSteps?: number;
+  readonly srGuidance?: number;
+  /**
+   * Noise-augmentation level of the decoder's sample: a timestep of the SR stage's schedule, within the levels
+   * it was trained with (default CASCADE_GENERATE_DEFAULTS.augLevel, or its maxAugLevel when smaller).
+   */
+  readonly augLevel?: number;
+  /** Clipping of the SR stage's predicted x0: Imagen's dynamic thresholding, as in the cascade. */
+  readonly srClip: ClipMode;
+  /** Crop back to the data's original size (e.g. 32 -> 28 for MNIST; the SR stage's data size after it). */
   readonly cropToImageSize: boolean;
   /** Told about prompts longer than the tokenizer's maxLength (truncated). */
   readonly onWarn?: (message: string) => void;
@@ -459,6 +621,8 @@ export const UNCLIP_GENERATE_DEFAULTS: Omit<UnclipGenerateOptions, 'prompts' | '
   firstIndex: 0,
   batchSize: 64,
   clip: { kind: 'static', value: 1 },
+  superResolution: true,
+  srClip: CASCADE_GENERATE_DEFAULTS.clip,
   cropToImageSize: true,
 };
 
@@ -491,7 +655,11 @@ function onceWarner(onWarn?: (message: string) => void): (message: string) => vo
   };
 }
 
-/** Generates images [n, H, W, C] in [-1, 1] from prompts: CLIP text embedding -> prior -> decoder (the caller disposes the tensor). */
+/**
+ * Generates images [n, H, W, C] in [-1, 1] from prompts: CLIP text embedding -> prior -> decoder
+ * (-> super-resolution, when the pipeline has an SR stage and superResolution is not false; H = its size).
+ * The caller disposes the tensor.
+ */
 export async function generateUnclip(
   p: UnclipPipeline,
   options: Partial<UnclipGenerateOptions> & Pick<UnclipGenerateOptions, 'prompts' | 'n'>,
@@ -501,6 +669,18 @@ export async function generateUnclip(
   checkCount('generateUnclip', 'batchSize', o.batchSize);
   const prompts = expandPrompts('generateUnclip', o.prompts, o.n);
   validateClipMode(o.clip);
+  if (p.sr === null) {
+    const given = SR_DEFAULT_KEYS.filter((k) => options[k] !== undefined);
+    if (given.length > 0) throw new Error(`generateUnclip: ${given.join(', ')} given, but the pipeline has no super-resolution stage ('${UNCLIP_PARTS.sr}' part)`);
+  }
+  const sr = o.superResolution ? p.sr : null;
+  // Validated before any sampling: a bad level is refused, not found after the prior and decoder ran.
+  const augLevel = sr === null ? 0 : (o.augLevel ?? Math.min(CASCADE_GENERATE_DEFAULTS.augLevel, sr.lowRes.maxAugLevel));
+  if (sr !== null) {
+    checkAugLevel(augLevel, sr.lowRes, 'generateUnclip');
+    validateClipMode(o.srClip);
+  }
+  const srText = clipTextTower(p);
   const onWarn = onceWarner(o.onWarn);
   const readsText = p.decoder.config.textEncoder !== null;
   const chunks: tf.Tensor4D[] = [];
@@ -519,19 +699,39 @@ export async function generateUnclip(
       } finally {
         textEmb.dispose();
       }
-      // 3. the decoder
+      // 3. the decoder (its whole sample, not cropped: the SR stage takes it so)
+      let x: tf.Tensor4D;
       try {
-        chunks.push(await decodeImageEmbeddings(p.decoder, p, imageEmb, {
+        x = await decodeImageEmbeddings(p.decoder, p, imageEmb, {
           prompts: readsText ? batchPrompts : null, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: first, clip: o.clip, onWarn,
-        }));
+        });
       } finally {
         imageEmb.dispose();
       }
+      // 4. optional super-resolution: resize + noise augmentation at augLevel (keyed noise), then the SR sample (seed `${seed}/sr`)
+      if (sr !== null) {
+        let z: tf.Tensor4D;
+        try {
+          z = sampledLowResCondition(sr, x, augLevel, o.seed, first);
+        } finally {
+          x.dispose();
+        }
+        try {
+          x = await superResolve(sr, srText, z, {
+            prompts: batchPrompts, augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps, guidance: o.srGuidance ?? o.guidance,
+            seed: superResolutionSeed(o.seed), firstIndex: first, clip: o.srClip, onWarn,
+          });
+        } finally {
+          z.dispose();
+        }
+      }
+      chunks.push(x);
     }
-    // 4. crop to the data size
+    // 5. crop to the data size
+    const size = sr !== null ? sr.config.imageSize : p.decoder.config.imageSize;
     return tf.tidy(() => {
       const all = chunks.length === 1 ? chunks[0] : (tf.concat(chunks, 0) as tf.Tensor4D);
-      return o.cropToImageSize ? cropTo(all, p.decoder.config.imageSize) : tf.clone(all);
+      return o.cropToImageSize ? cropTo(all, size) : tf.clone(all);
     });
   } finally {
     tf.dispose(chunks);
@@ -587,6 +787,11 @@ export function padToClip(clip: Clip, images: tf.Tensor4D): tf.Tensor4D {
  * times with fresh noise. images [B, h, w, C] in [-1, 1] (h, w up to the
  * CLIP's imageSize; centre-padded). Returns [B n, H, W, C] in [-1, 1], image
  * i's variations at rows [i n, (i + 1) n).
+ *
+ * At the DECODER's size even when the pipeline has a super-resolution stage:
+ * that stage is text-conditional and variations of an image-only decoder have
+ * no prompt. To upsample them, run sampledLowResCondition and superResolve
+ * (pipelines/cascade.ts) on the uncropped variations with clipTextTower(p).
  */
 export async function imageVariations(
   p: UnclipPipeline,
@@ -650,6 +855,13 @@ export interface UnclipAssembly {
   readonly priorFile?: string;
   /** A UNet file of the decoder run to ship instead of model.safetensors (e.g. snapshots/step_002000.safetensors). */
   readonly decoderFile?: string;
+  /**
+   * Run folder of an optional super-resolution stage (trainTextDiffusion with stage 'super-resolution', as a
+   * cascade's): model.safetensors, and text_encoder.safetensors, which must be the CLIP's text tower.
+   */
+  readonly srRun?: string;
+  /** A UNet file of the SR run to ship instead of model.safetensors. */
+  readonly srUnet?: string;
   /** Weight storage of the shipped files (float16 halves them). Default float32. */
   readonly storage?: 'float32' | 'float16';
   /** Sampling defaults written to the manifest. */
@@ -663,23 +875,34 @@ function provenanceOf(info: CheckpointInfo): { step?: number; seed?: number; com
 
 /**
  * Writes an unclip pipeline folder `dir`: clip.safetensors, prior.safetensors,
- * decoder.safetensors and pipeline.json. The parts are checked to fit together
- * (embedding widths, channels, the CLIP the others were trained on) before
- * anything is written; the written folder is loaded back once.
+ * decoder.safetensors, optionally sr.safetensors, and pipeline.json. The parts
+ * are checked to fit together (embedding widths, channels, the CLIP the others
+ * were trained on; the SR stage's sizes and text tower, its weights included)
+ * before anything is written; the written folder is loaded back once.
  */
 export async function writeUnclipPipeline(dir: string, a: UnclipAssembly): Promise<PipelineManifest> {
+  const where = `writeUnclipPipeline(${dir})`;
   const storage = a.storage ?? 'float32';
   const priorFile = path.resolve(a.priorRun, a.priorFile ?? PRIOR_WEIGHTS_FILE);
   const decoderFile = path.resolve(a.decoderRun, a.decoderFile ?? WEIGHTS_FILE);
+  if (a.srUnet !== undefined && a.srRun === undefined) throw new Error(`${where}: srUnet ${a.srUnet} is a file of a super-resolution run: give srRun too`);
   const clipInfo = await readModelConfig(a.clip);
   const provenance = clipProvenanceOf(clipInfo, a.clip);
   const prior = await priorConfigOf(priorFile);
   const decoder = await decoderConfigOf(decoderFile);
-  checkUnclipParts(provenance, prior.config, decoder.config, `writeUnclipPipeline(${dir})`);
-  fs.mkdirSync(dir, { recursive: true });
+  checkUnclipParts(provenance, prior.config, decoder.config, where);
+  let sr: { run: string; file: string; info: CheckpointInfo; config: TextUNetCheckpointConfig; lowRes: LowResConfig } | null = null;
+  if (a.srRun !== undefined) {
+    const file = path.resolve(a.srRun, a.srUnet ?? WEIGHTS_FILE);
+    const { info, config } = await srConfigOf(file);
+    sr = { run: a.srRun, file, info, config, lowRes: checkUnclipSuperResolution(provenance.config, decoder.config, config, where) };
+  }
+  if (a.defaults !== undefined) checkSrDefaults(unclipSamplingDefaults({ ...a.defaults }, where), sr?.lowRes ?? null, where);
 
   const clip = await loadClip(a.clip);
   try {
+    if (sr !== null) await checkSrTextWeights(clip, a.clip, path.join(sr.run, TEXT_ENCODER_FILE), where);
+    fs.mkdirSync(dir, { recursive: true });
     await saveModelWeights(path.join(dir, 'clip.safetensors'), clip, { kind: CLIP_CHECKPOINT_KIND, config: clipInfo.config, ...provenanceOf(clipInfo), storage });
   } finally {
     clip.dispose();
@@ -696,8 +919,10 @@ export async function writeUnclipPipeline(dir: string, a: UnclipAssembly): Promi
   } finally {
     loadedDecoder.unet.dispose();
   }
+  if (sr !== null) await copyUNet(sr.file, path.join(dir, 'sr.safetensors'), storage);
   const E = provenance.config.image.embedDim;
   const u = decoder.config.unet;
+  const S = sr?.config.unet.sampleSize;
   const manifest = await writePipelineManifest(dir, {
     design: 'unclip',
     parts: {
@@ -707,6 +932,12 @@ export async function writeUnclipPipeline(dir: string, a: UnclipAssembly): Promi
         file: 'decoder.safetensors', kind: 'unet',
         description: `pixel decoder ${u.sampleSize}x${u.sampleSize} from the image embedding${decoder.config.textEncoder !== null ? ' and the caption' : ''} (EMA) after ${decoder.info.step ?? '?'} steps, ${decoder.config.dataset}, ${storage}`,
       },
+      ...(sr !== null ? {
+        [UNCLIP_PARTS.sr]: {
+          file: 'sr.safetensors', kind: 'unet',
+          description: `text-conditional super-resolution UNet ${u.sampleSize}x${u.sampleSize} -> ${S}x${S} (EMA) after ${sr.info.step ?? '?'} steps, ${sr.config.dataset}, ${storage}`,
+        },
+      } : {}),
     },
     ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}),
   });

@@ -8,13 +8,22 @@
  * decoder that reads captions); deterministic; split by firstIndex / batchSize;
  * image variations; refusals; loadTextPipeline; writeUnclipPipeline from run
  * folders. unetDenoiser's imageEmbedding key too.
+ *
+ * The optional super-resolution stage (a cascade SR UNet, 8x8 -> 16x16, as
+ * trainTextDiffusion with stage 'super-resolution' records it): generateUnclip
+ * is the decoder's whole sample -> bilinear resize -> augmentation with noise
+ * keyed (seed, 'cascade-aug', index) -> SR sample (seed `${seed}/sr`, CFG
+ * against the empty prompt's CLIP token states with the same z, dynamic
+ * thresholding) -> crop, composed by hand; loadTextPipeline reports the SR
+ * size; SR parts that do not take the decoder's images or read prompts with
+ * another text tower (config at load and write, weights at write) are refused.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend, expectClose } from '../helpers';
-import { Rng, randomNormal } from '../../src/backend/random';
+import { keyedRng, Rng, randomNormal } from '../../src/backend/random';
 import { UNet, unetConfig, UNetConfig } from '../../src/models/unet';
 import { Clip, l2Normalize } from '../../src/models/clip';
 import { learnBpeMerges } from '../../src/models/tokenizer';
@@ -23,12 +32,16 @@ import { scheduleConfig } from '../../src/schedule/betas';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
 import { WEIGHTS_FILE } from '../../src/train/loop';
+import { lowResConfig } from '../../src/train/lowResConditioning';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';
 import { writePipelineManifest, PipelinePart, readPipelineManifest } from '../../src/io/pipeline';
 import { sample } from '../../src/sample/sample';
 import { classifierFreeGuidance } from '../../src/sample/guidance';
 import { Cond } from '../../src/sample/types';
+import { ClipMode } from '../../src/sample/thresholding';
 import { unetDenoiser } from '../../src/pipelines/unetDenoiser';
+import { loadTextEncoder, saveTextEncoder, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { TEXT_ENCODER_FILE } from '../../src/pipelines/textToImage';
 import {
   clipProvenance, ClipProvenance, generateUnclip, imageVariations, loadUnclipPipeline, UnclipPipeline, unclipDecoderCheckpointConfig, writeUnclipPipeline,
 } from '../../src/pipelines/unclip';
@@ -49,13 +62,23 @@ const DECODER = unetConfig({
 const TEXT_DECODER = unetConfig({ ...DECODER, addPooledContextToTime: true });
 const PRIOR = priorConfig({ embedDim: E, width: 16, depth: 1, timeEmbeddingDim: 8, seed: 1 });
 const STATIC = { kind: 'static' as const, value: 1 };
+const DYNAMIC: ClipMode = { kind: 'dynamic', percentile: 0.995 };
+// The super-resolution stage: [x_t, z] at 16x16 (the decoder's 8x8 sample, factor 2) -> 16x16, reading the CLIP text tower's states (width 8).
+const LOW_RES = lowResConfig({ factor: 2, maxAugLevel: 20 });
+const SR_UNET = unetConfig({
+  inChannels: 2, outChannels: 1, sampleSize: 16, baseChannels: 4, groups: 4, channelMults: [1, 2], numResBlocks: 1, attentionResolutions: [8], heads: 2,
+  timeEmbeddingDim: 16, timeEmbeddingInputDim: 16, contextDim: 8, augLevelEmbedding: true, zeroInitOutput: false, predictionType: 'v',
+});
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-diffusion-unclip-'));
 }
 
-/** A tiny CLIP (8x8 images, E 8, BPE text tower) saved as `file` with step / seed recorded. */
-async function writeClip(file: string, o: { embedDim?: number; step?: number; seed?: number } = {}): Promise<void> {
+/**
+ * A tiny CLIP (8x8 images, E 8, BPE text tower) saved as `file` with step / seed recorded.
+ * perturbText: the same configs, other text-tower weights (another training run of one architecture).
+ */
+async function writeClip(file: string, o: { embedDim?: number; step?: number; seed?: number; perturbText?: boolean } = {}): Promise<void> {
   const e = o.embedDim ?? E;
   const clip = new Clip({
     image: { inChannels: 1, imageSize: 8, channels: [4, 8], groups: 2, embedDim: e },
@@ -63,8 +86,48 @@ async function writeClip(file: string, o: { embedDim?: number; step?: number; se
     tokenizer: { merges: learnBpeMerges(CORPUS, { maxMerges: 6 }) },
     seed: 5,
   });
+  if (o.perturbText === true) {
+    for (const [name, v] of clip.namedParameters()) if (name.startsWith('text_encoder.')) tf.tidy(() => v.assign(tf.add(v, 0.05)));
+  }
   await saveModelWeights(file, clip, { kind: 'clip', config: { clip: clip.config, dataset: 'toy' }, step: o.step ?? 7, seed: o.seed ?? 0 });
   clip.dispose();
+}
+
+interface SrOptions {
+  readonly unet?: UNetConfig;
+  readonly stage?: unknown;
+  /** Side of its training data (default 12: the decoder's 6 at factor 2). */
+  readonly imageSize?: number;
+  readonly imageChannels?: number;
+  readonly dataset?: string;
+  /** The text encoder recorded in its config (default: the CLIP's text tower). */
+  readonly textEncoder?: TextEncoderCheckpointConfig;
+}
+
+/** A super-resolution UNet checkpoint recording the config trainTextDiffusion writes for stage 'super-resolution' (step 34). */
+async function writeSrStage(file: string, clip: ClipProvenance, o: SrOptions = {}): Promise<void> {
+  const cfg = o.unet ?? SR_UNET;
+  const unet = new UNet(cfg, new Rng('sr'));
+  await saveModelWeights(file, unet, {
+    kind: 'unet',
+    config: {
+      unet: cfg, schedule: SCHEDULE, dataset: o.dataset ?? 'toy', imageSize: o.imageSize ?? 12, imageChannels: o.imageChannels ?? 1, space: 'pixel', latentScaleFactor: null,
+      textEncoder: o.textEncoder ?? { text: clip.config.text, tokenizer: clip.config.tokenizer },
+      stage: o.stage ?? { kind: 'super-resolution', lowRes: LOW_RES },
+    },
+    step: 34,
+  });
+  unet.dispose();
+}
+
+/** A super-resolution run folder: model.safetensors and text_encoder.safetensors (the text tower of `towerFrom`, a CLIP file). */
+async function srRunFolder(clipFile: string, towerFrom: string, o: SrOptions = {}): Promise<string> {
+  const run = tmpDir();
+  await writeSrStage(path.join(run, WEIGHTS_FILE), await clipProvenance(clipFile), o);
+  const text = await loadTextEncoder(towerFrom);
+  await saveTextEncoder(path.join(run, TEXT_ENCODER_FILE), text);
+  text.dispose();
+  return run;
 }
 
 /** Gives the prior a non-zero output layer (an untrained prior predicts x0 = 0: every sample would be the zero embedding). */
@@ -85,6 +148,8 @@ interface FolderOptions {
   readonly decoderClip?: ClipProvenance | null;
   readonly omit?: 'clip' | 'prior' | 'decoder';
   readonly defaults?: Record<string, unknown>;
+  /** Add an 'sr' part (a super-resolution stage). */
+  readonly sr?: SrOptions;
 }
 
 /** An unclip folder: clip, prior, decoder and pipeline.json. */
@@ -116,6 +181,10 @@ async function unclipFolder(o: FolderOptions = {}): Promise<string> {
     prior: { file: 'prior.safetensors', kind: 'prior' },
     decoder: { file: 'decoder.safetensors', kind: 'unet' },
   };
+  if (o.sr !== undefined) {
+    await writeSrStage(path.join(dir, 'sr.safetensors'), provenance, o.sr);
+    parts.sr = { file: 'sr.safetensors', kind: 'unet' };
+  }
   if (o.omit !== undefined) delete parts[o.omit];
   await writePipelineManifest(dir, {
     design: 'unclip', parts, defaults: o.defaults ?? { sampler: 'ddim', steps: 3, guidance: 2, priorSampler: 'ddim', priorSteps: 2, priorGuidance: 1.5 },
@@ -155,7 +224,8 @@ describe('loadUnclipPipeline and generateUnclip (image-embedding decoder)', () =
     expect(p.decoder.config.textEncoder).toBeNull();
     expect(p.decoder.config.clip?.step).toBe(7);
     expect(p.clip.namedTrainableParameters()).toHaveLength(0);
-    expect(p.steps).toEqual({ prior: 13, decoder: 21 });
+    expect(p.steps).toEqual({ prior: 13, decoder: 21, sr: null });
+    expect(p.sr).toBeNull();
     expect(p.defaults).toEqual({ sampler: 'ddim', steps: 3, guidance: 2, priorSampler: 'ddim', priorSteps: 2, priorGuidance: 1.5 });
   });
 
@@ -255,6 +325,7 @@ describe('loadUnclipPipeline and generateUnclip (image-embedding decoder)', () =
     await expect(generateUnclip(p, { ...o, batchSize: 0 })).rejects.toThrow(/batchSize must be a positive integer, got 0/);
     await expect(generateUnclip(p, { ...o, clip: { kind: 'dynamic', percentile: 2 } })).rejects.toThrow(/percentile must be in \(0, 1\]/);
     await expect(generateUnclip(p, { ...o, priorGuidance: -1 })).rejects.toThrow(/guidance must be a finite number >= 0, got -1/);
+    await expect(generateUnclip(p, { ...o, srSteps: 2, augLevel: 3 })).rejects.toThrow(/srSteps, augLevel given, but the pipeline has no super-resolution stage \('sr' part\)/);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -390,6 +461,211 @@ describe('writeUnclipPipeline', () => {
     const other = path.join(tmpDir(), 'other-clip.safetensors');
     await writeClip(other, { seed: 8 });
     await expect(writeUnclipPipeline(path.join(tmpDir(), 'x'), { clip: other, priorRun, decoderRun })).rejects.toThrow(/the prior was trained on another CLIP .*: training seed 0 vs 8 differ/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('an optional super-resolution stage after the decoder', () => {
+  const SR_DEFAULTS = { sampler: 'ddim', steps: 2, guidance: 2, priorSampler: 'ddim', priorSteps: 2, priorGuidance: 1.5, srSampler: 'ddim', srSteps: 2, srGuidance: 1.5, augLevel: 6 };
+  const SR_OPTS = { ...OPTS, guidance: 2, priorGuidance: 1, srSampler: 'ddim' as const, srSteps: 2, srGuidance: 1.5, augLevel: 8 };
+  let p: UnclipPipeline;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await unclipFolder({ sr: {}, defaults: SR_DEFAULTS });
+    p = await loadUnclipPipeline(dir);
+  });
+  afterAll(() => p?.dispose());
+
+  it('loads the sr part: its UNet, low-res config, step and the SR defaults', () => {
+    expect(p.sr?.unet.config).toEqual(SR_UNET);
+    expect(p.sr?.lowRes).toEqual(LOW_RES);
+    expect(p.sr?.config.imageSize).toBe(12);
+    expect(p.steps).toEqual({ prior: 13, decoder: 21, sr: 34 });
+    expect(p.defaults).toEqual(SR_DEFAULTS);
+  });
+
+  it('is the decoder\'s whole sample, resized, augmented with keyed noise, super-resolved (seed/sr, guided, dynamic) and cropped (composed by hand)', async () => {
+    const before = tf.memory().numTensors;
+    const sr = p.sr as NonNullable<UnclipPipeline['sr']>;
+    const prompts = P.slice(0, 2);
+    const o = { ...SR_OPTS, prompts, n: 2, firstIndex: 5 };
+    const x = await generateUnclip(p, o);
+    expect(x.shape).toEqual([2, 12, 12, 1]);
+    // The decoder's sample, uncropped (CLIP -> prior -> decoder is composed by hand in the tests above); cropped it is the SR-less output.
+    const low = await generateUnclip(p, { ...o, superResolution: false, cropToImageSize: false });
+    expect(low.shape).toEqual([2, 8, 8, 1]);
+    const small = await generateUnclip(p, { ...o, superResolution: false });
+    const lowCentre = tf.slice(low, [0, 1, 1, 0], [2, 6, 6, 1]);
+    await expectClose(small, lowCentre, 1e-6);
+
+    // by hand: bilinear 8 -> 16 (half-pixel centres), z = sqrt(abar_8) up + sqrt(1 - abar_8) e, e keyed (3, 'cascade-aug', 5 + i)
+    const abar = makeSchedule(SCHEDULE).alphasCumprod[8];
+    const e = new Float32Array(2 * 256);
+    for (let i = 0; i < 2; i++) keyedRng(3, 'cascade-aug', 5 + i).fillNormal(e.subarray(i * 256, (i + 1) * 256));
+    const z = tf.tidy(() => tf.add(tf.mul(Math.sqrt(abar), tf.image.resizeBilinear(low, [16, 16], false, true)), tf.mul(Math.sqrt(1 - abar), tf.tensor4d(e, [2, 16, 16, 1]))));
+    // the SR UNet reads the prompts' token states from the CLIP text tower; its null is the empty prompt with the same z and level
+    const states = p.clip.textEncoder.encodeTexts(p.clip.tokenizer(), prompts);
+    const empty = p.clip.textEncoder.encodeTexts(p.clip.tokenizer(), ['']);
+    const augLevels = tf.tensor1d([8, 8], 'int32');
+    const denoise = classifierFreeGuidance(unetDenoiser(sr.unet), { scale: 1.5, uncond: { context: empty.states, contextMask: empty.mask, lowRes: z, augLevels } });
+    const hr = await sample('ddim', denoise, [2, 16, 16, 1], makeSchedule(SCHEDULE), {
+      steps: 2, predictionType: 'v', seed: '3/sr', firstIndex: 5, cond: { context: states.states, contextMask: states.mask, lowRes: z, augLevels }, clip: DYNAMIC,
+    });
+    const ref = tf.tidy(() => tf.slice(tf.clipByValue(hr, -1, 1), [0, 2, 2, 0], [2, 12, 12, 1]));
+    await expectClose(x, ref, 1e-5);
+
+    // The SR stage reads its low-res input and its own guidance scale (first image only); the default level is min(100, maxAugLevel 20).
+    const one = { ...o, prompts: prompts.slice(0, 1), n: 1 };
+    const first = tf.slice(x, [0], [1]);
+    const otherLevel = await generateUnclip(p, { ...one, augLevel: 0 });
+    const otherGuidance = await generateUnclip(p, { ...one, srGuidance: 1 });
+    expect(diff(otherLevel, first)).toBeGreaterThan(1e-4);
+    expect(diff(otherGuidance, first)).toBeGreaterThan(1e-4);
+    const { augLevel: _unused, ...noLevel } = one;
+    const defaultLevel = await generateUnclip(p, noLevel);
+    const level20 = await generateUnclip(p, { ...one, augLevel: 20 });
+    await expectClose(defaultLevel, level20, 1e-6);
+    tf.dispose([x, first, low, small, lowCentre, z, states.states, states.mask, states.pooled, empty.states, empty.mask, empty.pooled, augLevels, hr, ref,
+      otherLevel, otherGuidance, defaultLevel, level20]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('splits by firstIndex and batchSize; refuses levels the SR stage was not trained with before sampling', async () => {
+    const before = tf.memory().numTensors;
+    const all = await generateUnclip(p, { ...SR_OPTS, prompts: P.slice(0, 2), n: 2 });
+    const tail = await generateUnclip(p, { ...SR_OPTS, prompts: P.slice(1, 2), n: 1, firstIndex: 1 });
+    const chunked = await generateUnclip(p, { ...SR_OPTS, prompts: P.slice(0, 2), n: 2, batchSize: 1 });
+    const allTail = tf.slice(all, [1], [1]);
+    await expectClose(tail, allTail, 1e-5);
+    await expectClose(chunked, all, 1e-5);
+    const uncropped = await generateUnclip(p, { ...SR_OPTS, prompts: P.slice(0, 1), n: 1, cropToImageSize: false });
+    expect(uncropped.shape).toEqual([1, 16, 16, 1]);
+    await expect(generateUnclip(p, { ...SR_OPTS, prompts: ['a'], n: 1, augLevel: 21 })).rejects.toThrow(/generateUnclip: augLevel must be an integer in \[0, 20\] .*got 21/);
+    await expect(generateUnclip(p, { ...SR_OPTS, prompts: ['a'], n: 1, srClip: { kind: 'dynamic', percentile: 2 } })).rejects.toThrow(/percentile must be in \(0, 1\]/);
+    tf.dispose([all, tail, chunked, allTail, uncropped]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('imageVariations stay at the decoder\'s size', async () => {
+    const before = tf.memory().numTensors;
+    const images = tf.zeros([1, 6, 6, 1]) as tf.Tensor4D;
+    const v = await imageVariations(p, images, { n: 2, sampler: 'ddim', steps: 2 });
+    expect(v.shape).toEqual([2, 6, 6, 1]);
+    tf.dispose([images, v]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('loadTextPipeline: images at the SR size, the SR step, its manifest defaults, one clipping for both stages', async () => {
+    const before = tf.memory().numTensors;
+    const t = await loadTextPipeline(dir);
+    try {
+      expect([t.design, t.dataset, t.imageSize, t.imageChannels, t.trainingStep]).toEqual(['unclip', 'toy', 12, 1, 34]);
+      expect(t.describe()).toMatch(/-> decoder 8x8 \(step 21, image embedding only\) -> super-resolution 16x16 \(step 34, bilinear x2, trained augmentation levels 0\.\.20\), toy images 12x12x1/);
+      const x = await t.generate({ prompts: ['a top digit'], n: 2, seed: 1 });
+      const { augLevel, ...rest } = SR_DEFAULTS;
+      const ref = await generateUnclip(p, { ...rest, sampler: 'ddim', priorSampler: 'ddim', srSampler: 'ddim', augLevel, prompts: ['a top digit'], n: 2, seed: 1 });
+      expect(x.shape).toEqual([2, 12, 12, 1]);
+      await expectClose(x, ref, 1e-6);
+      const y = await t.generate({ prompts: ['a top digit'], n: 1, seed: 1, clip: STATIC });
+      const yRef = await generateUnclip(p, { ...rest, sampler: 'ddim', priorSampler: 'ddim', srSampler: 'ddim', augLevel, prompts: ['a top digit'], n: 1, seed: 1, clip: STATIC, srClip: STATIC });
+      await expectClose(y, yRef, 1e-6);
+      tf.dispose([x, ref, y, yRef]);
+    } finally {
+      t.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('super-resolution stages refused when loading', () => {
+  const refuses = async (dir: string, message: RegExp): Promise<void> => {
+    const before = tf.memory().numTensors;
+    await expect(loadUnclipPipeline(dir)).rejects.toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
+  };
+
+  it('a low-res input that is not the decoder\'s image (size, data size, channels), or another dataset', async () => {
+    await refuses(await unclipFolder({ sr: { stage: { kind: 'super-resolution', lowRes: { ...LOW_RES, factor: 4 } }, imageSize: 24 } }),
+      /the super-resolution stage takes 4x4x1 inputs \(factor 4, it makes 16x16\); the decoder makes 8x8x1 images/);
+    await refuses(await unclipFolder({ sr: { imageSize: 16 } }), /trained on 16x16 data \(in 16x16\), 8x8 at its input; the decoder's are 6x6 \(in 8x8\)/);
+    await refuses(await unclipFolder({ sr: { unet: unetConfig({ ...SR_UNET, inChannels: 6, outChannels: 3 }), imageChannels: 3 } }),
+      /takes 8x8x3 inputs \(factor 2, it makes 16x16\); the decoder makes 8x8x1 images/);
+    await refuses(await unclipFolder({ sr: { dataset: 'other' } }), /the decoder was trained on 'toy', the super-resolution stage on 'other'/);
+  });
+
+  it('an SR stage trained with another text tower or tokenizer than the CLIP\'s', async () => {
+    const clipFile = path.join(tmpDir(), 'clip.safetensors');
+    await writeClip(clipFile);
+    const tower = await clipProvenance(clipFile);
+    const deeper = { text: { ...tower.config.text, layers: 2 }, tokenizer: tower.config.tokenizer };
+    await refuses(await unclipFolder({ sr: { textEncoder: deeper } }),
+      /the super-resolution stage was trained with another text tower than the CLIP's.*expected vs received: text tower \{.*"layers":1.*\} vs \{.*"layers":2/);
+    const merges = learnBpeMerges(CORPUS, { maxMerges: 3 });
+    const otherTokenizer = { text: { ...tower.config.text, vocabSize: 259 + merges.length }, tokenizer: { ...tower.config.tokenizer, merges } };
+    await refuses(await unclipFolder({ sr: { textEncoder: otherTokenizer } }), new RegExp(`tokenizer ${tower.config.tokenizer.merges.length} BPE merges, 10 tokens vs 3 BPE merges, 10 tokens`));
+  });
+
+  it('a UNet of another stage in the sr role; SR defaults without an SR stage; a default level it was not trained with', async () => {
+    await refuses(await unclipFolder({ sr: { unet: unetConfig({ ...SR_UNET, inChannels: 1, augLevelEmbedding: false }), stage: { kind: 'base', factor: 2 } } }),
+      /part 'sr' is a 'base' UNet, expected a super-resolution stage/);
+    await refuses(await unclipFolder({ defaults: { srSteps: 2, augLevel: 4 } }), /defaults\.srSteps, defaults\.augLevel set, but the pipeline has no super-resolution stage \('sr' part\)/);
+    await refuses(await unclipFolder({ sr: {}, defaults: { augLevel: 21 } }), /defaults: augLevel must be an integer in \[0, 20\]/);
+  });
+});
+
+describe('writeUnclipPipeline with a super-resolution run', () => {
+  it('ships the SR stage as part sr with its defaults, which samples like the hand-made folder; refuses mismatched runs before writing', async () => {
+    const src = await unclipFolder({ sr: {} });
+    const clipFile = path.join(src, 'clip.safetensors');
+    const priorRun = tmpDir();
+    const decoderRun = tmpDir();
+    fs.copyFileSync(path.join(src, 'prior.safetensors'), path.join(priorRun, PRIOR_WEIGHTS_FILE));
+    fs.copyFileSync(path.join(src, 'decoder.safetensors'), path.join(decoderRun, WEIGHTS_FILE));
+    const srRun = await srRunFolder(clipFile, clipFile);
+    const defaults = { steps: 2, priorSteps: 2, srSteps: 2, srGuidance: 2, augLevel: 5 };
+    const out = path.join(tmpDir(), 'unclip');
+    const before = tf.memory().numTensors;
+    const m = await writeUnclipPipeline(out, { clip: clipFile, priorRun, decoderRun, srRun, defaults });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Object.keys(m.parts).sort()).toEqual(['clip', 'decoder', 'prior', 'sr']);
+    expect(m.parts.sr).toMatchObject({ file: 'sr.safetensors', kind: 'unet' });
+    expect(m.parts.sr.description).toMatch(/super-resolution UNet 8x8 -> 16x16 \(EMA\) after 34 steps, toy, float32/);
+    expect((await readPipelineManifest(out)).defaults).toEqual(defaults);
+    expect((await readModelConfig(path.join(out, 'sr.safetensors'))).step).toBe(34);
+    const a = await loadUnclipPipeline(src);
+    const b = await loadUnclipPipeline(out);
+    const o = { ...OPTS, prompts: ['a top digit'], n: 2, guidance: 2, srSteps: 2, augLevel: 5 };
+    const x = await generateUnclip(a, o);
+    const y = await generateUnclip(b, o);
+    expect(y.shape).toEqual([2, 12, 12, 1]);
+    await expectClose(y, x, 1e-6);
+    tf.dispose([x, y]);
+    a.dispose();
+    b.dispose();
+
+    const refusesToWrite = async (assembly: Partial<Parameters<typeof writeUnclipPipeline>[1]>, message: RegExp): Promise<void> => {
+      const to = path.join(tmpDir(), 'refused');
+      await expect(writeUnclipPipeline(to, { clip: clipFile, priorRun, decoderRun, ...assembly })).rejects.toThrow(message);
+      expect(fs.existsSync(to)).toBe(false); // refused before anything was written
+    };
+    // sizes that do not chain
+    await refusesToWrite({ srRun: await srRunFolder(clipFile, clipFile, { stage: { kind: 'super-resolution', lowRes: { ...LOW_RES, factor: 4 } }, imageSize: 24 }) },
+      /writeUnclipPipeline\(.*\): the super-resolution stage takes 4x4x1 inputs \(factor 4, it makes 16x16\); the decoder makes 8x8x1 images/);
+    // another text tower: by config, and (same config) by weights
+    const tower = await clipProvenance(clipFile);
+    await refusesToWrite({ srRun: await srRunFolder(clipFile, clipFile, { textEncoder: { text: { ...tower.config.text, layers: 2 }, tokenizer: tower.config.tokenizer } }) },
+      /trained with another text tower than the CLIP's/);
+    const otherClip = path.join(tmpDir(), 'other-clip.safetensors');
+    await writeClip(otherClip, { perturbText: true });
+    await refusesToWrite({ srRun: await srRunFolder(clipFile, otherClip) },
+      /the super-resolution stage was trained with another text tower \(.*text_encoder\.safetensors\) than the CLIP's .*: largest relative weight difference .*expected <= 0\.001/);
+    const noText = await srRunFolder(clipFile, clipFile);
+    fs.unlinkSync(path.join(noText, TEXT_ENCODER_FILE));
+    await refusesToWrite({ srRun: noText }, /text_encoder\.safetensors: the super-resolution run's text encoder is needed/);
+    // SR options without an SR run
+    await refusesToWrite({ srUnet: 'model.safetensors' }, /srUnet model\.safetensors is a file of a super-resolution run: give srRun too/);
+    await refusesToWrite({ defaults: { srSteps: 2 } }, /defaults\.srSteps set, but the pipeline has no super-resolution stage/);
+    await refusesToWrite({ srRun, defaults: { augLevel: 30 } }, /defaults: augLevel must be an integer in \[0, 20\]/);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
