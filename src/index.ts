@@ -164,6 +164,6 @@ export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior, loadPr
 export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';
 
 // DALL-E 2-style unCLIP pipeline
-export { loadUnclipPipeline, generateUnclip, imageVariations, writeUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { loadUnclipPipeline, generateUnclip, imageVariations, writeUnclipPipeline, clipTextTower, checkUnclipSuperResolution, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
 export type { UnclipPipeline, UnclipGenerateOptions } from './pipelines/unclip';
 export { trainUnclipDecoder, trainUnclipPrior } from './pipelines/unclipTraining';

@@ -1,8 +1,10 @@
 /**
  * `sample`: images from a trained pipeline, which one decided by its manifest:
- * a text-to-image pipeline (pixel or latent with a text_encoder part, or a
- * cascade) takes --prompt; a class-conditional pixel pipeline (or a bare UNet
- * .safetensors) --label.
+ * a text-to-image pipeline (pixel or latent with a text_encoder part, a
+ * cascade, unclip) takes --prompt; a class-conditional pixel pipeline (or a
+ * bare UNet .safetensors) --label; an unclip pipeline also takes --image (PNG
+ * files): DALL-E 2's image variations, each image's CLIP embedding decoded
+ * --n times (one row per image, the input first).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -14,14 +16,17 @@ import { generate, loadPixelPipeline, GENERATE_DEFAULTS } from '../pipelines/pix
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
 import { loadTextPipeline } from '../pipelines/loadPipeline';
+import { imageVariations, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
+import { readPipelineManifest } from '../io/pipeline';
 import { isTextPipelineFolder } from '../pipelines/evaluateText';
-import { saveImageGrid, saveImages } from '../io/png';
+import { loadPngTensor, saveImageGrid, saveImages } from '../io/png';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
 
 interface SampleArgs extends BackendArgs {
   pipeline: string;
   label?: string;
   prompt?: string[];
+  image?: string[];
   n: number;
   sampler?: string;
   steps?: number;
@@ -93,6 +98,51 @@ async function sampleText(args: SampleArgs): Promise<Job> {
   }
 }
 
+/** Image variations of an unclip pipeline: row i = input image i, then its --n variations. */
+async function sampleVariations(args: SampleArgs): Promise<Job> {
+  const files = args.image ?? [];
+  if (args.label !== undefined) throw new Error('--label is for class-conditional pipelines, not with --image');
+  const manifest = await readPipelineManifest(args.pipeline);
+  if (manifest.design !== 'unclip') throw new Error(`--image (image variations) needs an unclip pipeline; ${args.pipeline} is '${manifest.design}'`);
+  for (const f of files) if (!fs.existsSync(f)) throw new Error(`--image ${f} does not exist`);
+  const pipeline = await loadUnclipPipeline(args.pipeline, manifest);
+  const inputs = tf.tidy(() => {
+    const loaded = files.map((f) => loadPngTensor(f));
+    const shapes = loaded.map((t) => t.shape.join('x'));
+    if (new Set(shapes).size > 1) throw new Error(`--image files must have one size, got ${shapes.join(', ')}`);
+    return tf.stack(loaded) as tf.Tensor4D;
+  });
+  try {
+    const d = pipeline.defaults;
+    const withText = pipeline.decoder.config.textEncoder !== null;
+    const prompts = args.prompt ?? [];
+    if (withText && prompts.length !== 1 && prompts.length !== files.length) {
+      throw new Error(`this decoder also reads captions: give --prompt once (for all images) or once per --image (${files.length}), got ${prompts.length}`);
+    }
+    if (!withText && prompts.length > 0) throw new Error('this decoder is conditioned on the image embedding only: drop --prompt');
+    const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? UNCLIP_GENERATE_DEFAULTS.sampler;
+    const steps = args.steps ?? d.steps ?? UNCLIP_GENERATE_DEFAULTS.steps;
+    const guidance = args.guidance ?? d.guidance ?? UNCLIP_GENERATE_DEFAULTS.guidance;
+    const variations = await imageVariations(pipeline, inputs, {
+      n: args.n, prompts: withText ? (prompts.length === 1 ? files.map(() => prompts[0]) : prompts) : undefined,
+      sampler, steps, guidance, seed: args.seed, ...(args.clip !== undefined ? { clip: clipMode(args.clip) } : {}),
+      onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
+    });
+    // Each row: the input (cropped or padded to the output size), then its variations.
+    const images = tf.tidy(() => {
+      const [, h, w] = variations.shape;
+      const fitted = tf.image.resizeNearestNeighbor(inputs, [h, w]) as tf.Tensor4D;
+      const rows = files.map((_, i) => tf.concat([tf.slice(fitted, [i, 0, 0, 0], [1, -1, -1, -1]), tf.slice(variations, [i * args.n, 0, 0, 0], [args.n, -1, -1, -1])]));
+      return tf.concat(rows) as tf.Tensor4D;
+    });
+    variations.dispose();
+    return { images, cols: args.n + 1, summary: `${files.length} image(s) and ${args.n} variations each (unclip decoder), ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
+  } finally {
+    inputs.dispose();
+    pipeline.dispose();
+  }
+}
+
 async function sampleClasses(args: SampleArgs): Promise<Job> {
   if (args.prompt !== undefined && args.prompt.length > 0) throw new Error(`--prompt given, but ${args.pipeline} is not a text-to-image pipeline (no text_encoder part): use --label`);
   const pipeline = await loadPixelPipeline(args.pipeline);
@@ -116,6 +166,7 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
     withBackendOptions(y)
       .option('pipeline', { type: 'string', default: 'checkpoints/mnist-pixel', describe: 'pipeline folder (pipeline.json) or UNet .safetensors' })
       .option('prompt', { type: 'string', array: true, describe: 'text-to-image pipelines: a prompt (repeat for several; one grid row each, --n images per prompt)' })
+      .option('image', { type: 'string', array: true, describe: 'unclip pipelines: image variations of these PNGs (one row each: the input, then --n variations; a text decoder also needs --prompt)' })
       .option('label', { type: 'string', describe: 'class pipelines: class id(s) or name(s), comma-separated; default: every class, one row each' })
       .option('n', { type: 'number', default: 8, describe: 'images per prompt (per class when --label is not given)' })
       .option('sampler', { type: 'string', choices: SAMPLER_NAMES as unknown as string[], describe: "default: the pipeline's" })
@@ -129,7 +180,8 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
   handler: async (args) =>
     runWithBackend(args, async () => {
       const started = Date.now();
-      const job = (await isTextPipelineFolder(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
+      const job = args.image !== undefined && args.image.length > 0 ? await sampleVariations(args)
+        : (await isTextPipelineFolder(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
       try {
         fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
         await saveImageGrid(args.out, job.images, { cols: job.cols });
