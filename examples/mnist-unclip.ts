@@ -69,6 +69,10 @@ runMain(async () => {
     .option('workers', { type: 'number', default: Math.min(os.cpus().length, 2), describe: 'data-parallel worker threads (decoder)' })
     .option('clip', { type: 'string', default: 'checkpoints/mnist-clip/clip.safetensors', describe: 'the trained CLIP checkpoint' })
     .option('with-text', { type: 'boolean', default: false, describe: 'the decoder also reads the caption' })
+    .option('decoder-factor', {
+      type: 'number', default: 1,
+      describe: 'the decoder draws the digits reduced by this factor (2: 16x16, as a cascade base stage, for a factor-2 super-resolution stage; the CLIP still embeds them at 32x32)',
+    })
     .option('limit', { type: 'number', describe: 'first N training images only' })
     .option('prior-steps', { type: 'number', default: HYPERPARAMETERS.prior.steps })
     .option('decoder-steps', { type: 'number', default: HYPERPARAMETERS.decoder.steps })
@@ -110,11 +114,13 @@ runMain(async () => {
 
     const D = HYPERPARAMETERS.decoder;
     const decoderSteps = args['decoder-steps'];
-    log(`---- 2/2: the decoder (CLIP image embedding${args['with-text'] ? ' + caption' : ''} -> 32x32 pixels) -> ${decoderRun}`);
+    const factor = args['decoder-factor'];
+    log(`---- 2/2: the decoder (CLIP image embedding${args['with-text'] ? ' + caption' : ''} -> ${32 / factor}x${32 / factor} pixels) -> ${decoderRun}`);
     const decoder = await trainUnclipDecoder({
       ...common,
       outDir: decoderRun,
       withText: args['with-text'],
+      factor,
       preset: 'small',
       unet: D.unet,
       predictionType: 'v',

@@ -115,6 +115,26 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   await writeFileAtomic(to, fs.readFileSync(from));
 }
 
+/** A cascade base stage's data (see the header), also the data of a reduced unCLIP decoder (pipelines/unclipTraining.ts). */
+export interface BaseStageData {
+  /** The images centre-padded to padTo x padTo (black) and block-averaged by the factor: [padTo / f, padTo / f]. */
+  readonly data: ImageDataset;
+  /** The next power of two of the data's side: the size of the SR stage's (padded) images. */
+  readonly padTo: number;
+  /** The side the checkpoint records as imageSize: the data's height / f, rounded (MNIST 28 / 2 = 14), so samples crop as the full-size ones do. */
+  readonly imageSize: number;
+}
+
+/**
+ * `pixels` padded to the size the SR stage works at (the next power of two), then block-averaged by `factor`
+ * (data/resize.ts): the images an SR stage of that factor is conditioned on. Throws (downsampleDataset) unless
+ * `factor` is an integer >= 1 dividing the padded size.
+ */
+export function baseStageData(pixels: ImageDataset, factor: number): BaseStageData {
+  const padTo = nextPowerOfTwo(Math.max(pixels.height, pixels.width));
+  return { data: downsampleDataset(pixels, { padTo, factor }), padTo, imageSize: Math.round(pixels.height / factor) };
+}
+
 export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<TrainResult & { config: TextUNetCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
@@ -152,12 +172,13 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     let train = pixels;
     let validation = pixelValidation;
     let scaleFactor: number | null = null;
+    let baseImageSize: number | null = null;
     if (stageOption?.kind === 'base') {
-      // padded to the size the SR stage works at, then block-averaged: the images the SR stage is conditioned on
-      const padTo = nextPowerOfTwo(Math.max(pixels.height, pixels.width));
-      train = downsampleDataset(pixels, { padTo, factor: stageOption.factor });
-      validation = pixelValidation === null ? null : downsampleDataset(pixelValidation, { padTo, factor: stageOption.factor });
-      log(`base stage: ${pixels.height}x${pixels.width} padded to ${padTo}x${padTo} and reduced by ${stageOption.factor} to ${train.height}x${train.width}`);
+      const reduced = baseStageData(pixels, stageOption.factor);
+      train = reduced.data;
+      baseImageSize = reduced.imageSize;
+      validation = pixelValidation === null ? null : baseStageData(pixelValidation, stageOption.factor).data;
+      log(`base stage: ${pixels.height}x${pixels.width} padded to ${reduced.padTo}x${reduced.padTo} and reduced by ${stageOption.factor} to ${train.height}x${train.width}`);
     }
     if (opts.space === 'latent') {
       if (opts.autoencoder === undefined) throw new Error('trainTextDiffusion: latent space needs an autoencoder checkpoint');
@@ -215,7 +236,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
         unet,
         schedule: scheduleConfig(opts.schedule),
         dataset: opts.dataset,
-        imageSize: stageOption?.kind === 'base' ? Math.round(pixels.height / stageOption.factor) : pixels.height,
+        imageSize: baseImageSize ?? pixels.height,
         imageChannels: pixels.channels,
         space: opts.space,
         latentScaleFactor: scaleFactor,

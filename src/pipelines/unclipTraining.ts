@@ -19,6 +19,17 @@
  *   5. the run folder has no pipeline.json: ship it with a prior and the CLIP
  *      (writeUnclipPipeline).
  *
+ *   With `factor` f > 1 the decoder draws the images reduced by f, as a
+ *   cascade's base stage is trained (textTraining.ts baseStageData: padded to
+ *   the next power of two, block-averaged; MNIST 28 -> 32 -> 16x16 at f = 2,
+ *   imageSize 14 recorded), so a super-resolution stage of factor f can follow
+ *   it (writeUnclipPipeline srRun; DALL-E 2 decodes at 64x64 and upsamples
+ *   twice). Its conditioning stays the CLIP embedding of the FULL-size image
+ *   (the CLIP sees 32x32 images), in training, in the validation loss and in
+ *   the grids: the decoder learns to draw the small version of the image
+ *   whose embedding it is given. The checkpoint records `factor` (f > 1 only:
+ *   at f = 1 the config is as before) and resume needs the same f.
+ *
  * trainUnclipPrior (sec. 2.1, the prior): the CLIP embeds every training image
  * and its caption once (clipEmbeddingPairs), the held-out pairs come from the
  * test split, and train/priorTraining.ts trains the DiffusionPrior on them.
@@ -53,6 +64,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
+import { baseStageData } from './textTraining';
 import { fileSha256 } from './latentData';
 import {
   clipDifference, ClipProvenance, clipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig,
@@ -138,6 +150,13 @@ export interface UnclipDecoderTrainingOptions {
   readonly limit?: number;
   /** MNIST: measured attribute words in the captions. */
   readonly attributes: boolean;
+  /**
+   * Side reduction of the images the decoder draws (integer dividing the data's side padded to the next power of
+   * two). Default 1: the data at its size. f > 1: the data padded and block-averaged by f as a cascade base
+   * stage's (MNIST 2: 16x16), for a super-resolution stage of factor f to follow; the CLIP still embeds the
+   * full-size images (see the header).
+   */
+  readonly factor?: number;
   /** The trained CLIP (kind 'clip'), frozen: its image tower makes the conditioning, its text tower the caption states (withText). */
   readonly clip: string;
   /** Also condition on the caption (DALL-E 2's decoder optionally did). Default false. */
@@ -173,10 +192,20 @@ function clipTextConfig(clip: Clip): { text: Clip['config']['text']; tokenizer: 
   return { text: clip.config.text, tokenizer: clip.config.tokenizer };
 }
 
+/** The factor a decoder checkpoint config records (absent: 1, the data at its size). */
+function recordedFactor(raw: unknown, source: string): number {
+  const f = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>).factor : undefined;
+  if (f === undefined) return 1;
+  if (typeof f !== 'number' || !Number.isInteger(f) || f < 2) throw new Error(`${source}: the decoder's factor must be an integer >= 2 when recorded, got ${JSON.stringify(f)}`);
+  return f;
+}
+
 export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Promise<TrainResult & { config: UnclipDecoderCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
   const withText = opts.withText ?? false;
+  const factor = opts.factor ?? 1;
+  if (!Number.isInteger(factor) || factor < 1) throw new Error(`trainUnclipDecoder: factor must be an integer >= 1 (1: the data at its size), got ${factor}`);
   const { rows, perImage } = opts.grid;
   if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(perImage) || perImage < 1) {
     throw new Error(`trainUnclipDecoder: grid.rows and grid.perImage must be positive integers, got ${rows} and ${perImage}`);
@@ -194,6 +223,24 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
   const trainCaptions = train.captions as string[];
   writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), trainCaptions);
   log(`${train.name}: ${train.count} captioned images ${train.height}x${train.width}x${train.channels}, e.g. "${trainCaptions[0]}"`);
+
+  // ---- the images the decoder draws: the data, or its reduced version (a cascade base stage's); the CLIP embeds `train` / `validation`
+  let decoderTrain = train;
+  let decoderValidation = validation;
+  let imageSize = train.height;
+  if (factor > 1) {
+    const padTo = nextPowerOfTwo(Math.max(train.height, train.width));
+    if (padTo % factor !== 0) {
+      throw new Error(`trainUnclipDecoder: factor ${factor} does not divide ${padTo}, the side '${train.name}' ${train.height}x${train.width} images are padded to ` +
+        `(the next power of two): use a power of two <= ${padTo}`);
+    }
+    const reduced = baseStageData(train, factor);
+    decoderTrain = reduced.data;
+    decoderValidation = validation === null ? null : baseStageData(validation, factor).data;
+    imageSize = reduced.imageSize;
+    log(`decoder images: ${train.height}x${train.width} padded to ${padTo}x${padTo} and reduced by ${factor} to ${decoderTrain.height}x${decoderTrain.width} ` +
+      `(imageSize ${imageSize}); the CLIP embeds the full-size images`);
+  }
 
   // ---- the frozen CLIP and the image embeddings, once
   const provenance = await clipProvenance(opts.clip);
@@ -216,6 +263,10 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       tf.dispose([...state.tensors.values()]);
       config = unclipDecoderCheckpointConfig(state.json.checkpointConfig, statePath);
       log(`resuming the decoder saved in ${statePath}; model options on the command line are ignored`);
+      const saved = recordedFactor(state.json.checkpointConfig, statePath);
+      if (saved !== factor) {
+        throw new Error(`${statePath}: the run trains a decoder of the data reduced by factor ${saved}, resumed with factor ${factor}: resume needs the same factor`);
+      }
       if ((config.textEncoder !== null) !== withText) {
         throw new Error(`${statePath}: the run trains a decoder ${config.textEncoder !== null ? 'with' : 'without'} captions, resumed with withText ${withText}: resume needs the same value`);
       }
@@ -225,7 +276,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
         ...(opts.unet ?? {}),
         inChannels: train.channels,
         outChannels: train.channels,
-        sampleSize: nextPowerOfTwo(Math.max(train.height, train.width)),
+        sampleSize: nextPowerOfTwo(Math.max(decoderTrain.height, decoderTrain.width)),
         // image-only: the width of the image tokens (default E); with text: the text tower's width
         contextDim: withText ? clip.config.text.dim : (opts.unet?.contextDim ?? E),
         // image-only: no text to pool (an unused projection would have no gradient)
@@ -240,7 +291,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
         schedule: scheduleConfig(opts.schedule),
         space: 'pixel',
         dataset: opts.dataset,
-        imageSize: train.height,
+        imageSize,
         imageChannels: train.channels,
         imageEmbeddingDim: E,
         clip: provenance,
@@ -266,8 +317,8 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       `${config.unet.predictionType}-prediction; conditioning: ${model.describeConditioning()}`);
     const schedule = makeSchedule(config.schedule);
 
-    // ---- sample grids: variations of fixed held-out images
-    const source = validation ?? train;
+    // ---- sample grids: variations of fixed held-out images (shown as the decoder draws them; embedded at full size)
+    const source = decoderValidation ?? decoderTrain;
     const sourceTable = validation === null ? trainTable : (validationTable as ImageEmbeddingTable);
     const gridRows = Math.min(rows, source.count);
     const rowCaptions = (source.captions as string[]).slice(0, gridRows);
@@ -303,7 +354,8 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       }
       try {
         await saveImageGrid(file, grid, { cols: perImage + 1 });
-        log(`step ${step}: variations grid ${file} (first column: the ${validation === null ? 'training' : 'held-out'} image whose CLIP embedding conditions the row)`);
+        log(`step ${step}: variations grid ${file} (first column: the ${validation === null ? 'training' : 'held-out'} image whose CLIP embedding conditions the row` +
+          `${factor > 1 ? `, reduced by ${factor} as the decoder draws it` : ''})`);
       } finally {
         grid.dispose();
       }
@@ -313,8 +365,8 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       model,
       ema,
       schedule,
-      train,
-      validation,
+      train: decoderTrain,
+      validation: decoderValidation,
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
@@ -328,6 +380,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
         clip: config.clip,
         textEncoder: config.textEncoder,
         attributes: opts.attributes,
+        ...(factor > 1 ? { factor } : {}), // the reduction of the data (see the header); absent at 1, as before
       },
       textStates: textStates ?? undefined,
       imageEmbeddings: trainTable,
