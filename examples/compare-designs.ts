@@ -23,6 +23,12 @@
  *   npx tsx examples/compare-designs.ts --threads 2 --out docs/designs \
  *       --eval-clip runs/clip-colored-eval/clip.safetensors \
  *       --pipeline runs/designs/latent/pipeline --pipeline runs/designs/cascade/pipeline --pipeline runs/designs/unclip/pipeline
+ *
+ * or, faster on several cores, one process per design without timing, then
+ * the rows joined and timed alone:
+ *
+ *   npx tsx examples/compare-designs.ts --threads 1 --time-n 0 --out runs/compare/latent --eval-clip ... --pipeline runs/designs/latent/pipeline  # (one per design, side by side)
+ *   npx tsx examples/compare-designs.ts --threads 2 --out docs/designs --merge runs/compare/latent/compare.json --merge ...
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -106,11 +112,15 @@ async function timeSampling(pipeline: TextPipeline, n: number): Promise<number> 
 
 runMain(async () => {
   const args = await yargs(hideBin(process.argv))
-    .option('pipeline', { type: 'string', array: true, demandOption: true, describe: 'pipeline folders (repeatable)' })
+    .option('pipeline', { type: 'string', array: true, default: [] as string[], describe: 'pipeline folders (repeatable)' })
+    .option('merge', {
+      type: 'string', array: true, default: [] as string[],
+      describe: 'compare.json files of earlier runs (e.g. one process per design): their rows are joined, timed again with --time-n (alone), and tabled',
+    })
     .option('seeds', { type: 'string', default: '0,1,2', describe: 'sampling seeds' })
     .option('n', { type: 'number', default: 500, describe: 'images per seed for FID / CLIP score / caption accuracy' })
     .option('per-prompt', { type: 'number', default: 5, describe: 'images per (digit, colour, background) triple, 20 seen + 20 held-out triples' })
-    .option('eval-clip', { type: 'string', demandOption: true, describe: 'the CLIP that grades (not the one that conditioned the designs)' })
+    .option('eval-clip', { type: 'string', describe: 'the CLIP that grades (not the one that conditioned the designs); needed with --pipeline' })
     .option('time-n', { type: 'number', default: 64, describe: 'images of the timed sampling pass (0: no timing)' })
     .option('batch', { type: 'number', default: 100, describe: 'images per generation batch' })
     .option('backend', { type: 'string', default: 'auto' })
@@ -121,7 +131,10 @@ runMain(async () => {
   const seeds = args.seeds.split(',').map((s) => Number(s.trim()));
   if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be comma-separated integers, got "${args.seeds}"`);
   for (const p of args.pipeline) if (!fs.existsSync(p)) throw new Error(`--pipeline ${p} does not exist`);
-  if (!fs.existsSync(args['eval-clip'])) throw new Error(`--eval-clip ${args['eval-clip']} does not exist`);
+  for (const p of args.merge) if (!fs.existsSync(p)) throw new Error(`--merge ${p} does not exist`);
+  if ((args.pipeline.length === 0) === (args.merge.length === 0)) throw new Error('give either --pipeline folders to evaluate or --merge compare.json files, not both or neither');
+  const evalClip = args['eval-clip'];
+  if (args.pipeline.length > 0 && (evalClip === undefined || !fs.existsSync(evalClip))) throw new Error(`--eval-clip ${evalClip ?? '(missing)'}: give an existing CLIP checkpoint`);
   const log = (l: string): void => {
     process.stderr.write(l + '\n');
   };
@@ -129,6 +142,14 @@ runMain(async () => {
   fs.mkdirSync(args.out, { recursive: true });
   const command = ['npx tsx examples/compare-designs.ts', ...hideBin(process.argv)].join(' ');
   const results: DesignResult[] = [];
+  if (args.merge.length > 0) {
+    try {
+      await mergeRuns(args.merge, args['time-n'], args.threads, args.out, command, log);
+    } finally {
+      shutdownBackend();
+    }
+    return;
+  }
   const designs = await Promise.all(args.pipeline.map(async (dir) => (await readPipelineManifest(dir)).design));
   const names = designs.map((d, i) => (designs.filter((x) => x === d).length > 1 ? `${d}-${i}` : d));
   try {
@@ -164,7 +185,7 @@ runMain(async () => {
           const heldOut = await colorAgreement(pipeline, { ...common, perPrompt: args['per-prompt'], combinations: 'held-out' });
           // evaluateTextPipeline loads the pipeline itself (its own copy).
           const e: TextEvalResult = await evaluateTextPipeline({
-            ...common, pipeline: dir, n: args.n, promptSource: 'test-captions', kid: false, evalClip: args['eval-clip'],
+            ...common, pipeline: dir, n: args.n, promptSource: 'test-captions', kid: false, evalClip,
             sampler: d.sampler ?? 'dpm-solver++', steps: d.steps ?? 20, guidance: d.guidance ?? 3,
           });
           seedResults.push({ seed, fid: e.fid, clipScore: e.clipScore?.mean ?? NaN, captionAccuracy: e.accuracy ?? NaN, seen, heldOut });
@@ -181,7 +202,7 @@ runMain(async () => {
         secondsPerImage, timeN: args['time-n'], threads: args.threads,
       });
       // Written after every design: a cut-short run keeps what it measured.
-      await writeFileAtomic(path.join(args.out, 'compare.json'), JSON.stringify({ command, n: args.n, perPrompt: args['per-prompt'], evalClip: args['eval-clip'], results }, null, 2) + '\n');
+      await writeFileAtomic(path.join(args.out, 'compare.json'), JSON.stringify({ command, n: args.n, perPrompt: args['per-prompt'], evalClip, results }, null, 2) + '\n');
     }
     const md = comparisonMarkdown(results, { n: args.n, perPrompt: args['per-prompt'], command });
     await writeFileAtomic(path.join(args.out, 'compare.md'), md);
@@ -190,6 +211,45 @@ runMain(async () => {
     shutdownBackend();
   }
 });
+
+interface CompareFile {
+  readonly command: string;
+  readonly n: number;
+  readonly perPrompt: number;
+  readonly evalClip: string;
+  readonly results: DesignResult[];
+}
+
+/** Joins the rows of several compare.json files (same n / per-prompt / eval CLIP), times each pipeline again, writes the table. */
+async function mergeRuns(files: readonly string[], timeN: number, threads: number, out: string, command: string, log: (l: string) => void): Promise<void> {
+  const runs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as CompareFile);
+  for (const [i, r] of runs.entries()) {
+    if (!Array.isArray(r.results) || typeof r.command !== 'string') throw new Error(`--merge ${files[i]}: not a compare.json (results, command)`);
+    if (r.n !== runs[0].n || r.perPrompt !== runs[0].perPrompt || r.evalClip !== runs[0].evalClip) {
+      throw new Error(`--merge ${files[i]}: n ${r.n} / per-prompt ${r.perPrompt} / eval CLIP ${r.evalClip} differ from ${files[0]}'s (${runs[0].n} / ${runs[0].perPrompt} / ${runs[0].evalClip})`);
+    }
+  }
+  const results: DesignResult[] = [];
+  for (const r of runs.flatMap((x) => x.results)) {
+    let timed = { secondsPerImage: r.secondsPerImage, timeN: r.timeN, threads: r.threads };
+    if (timeN > 0) {
+      const pipeline = await loadTextPipeline(r.pipeline);
+      try {
+        timed = { secondsPerImage: await timeSampling(pipeline, timeN), timeN, threads };
+      } finally {
+        pipeline.dispose();
+      }
+      log(`${r.name}: ${timed.secondsPerImage.toFixed(3)} s/image (${timeN} images in one batch, ${threads} thread(s))`);
+    }
+    results.push({ ...r, ...timed });
+  }
+  fs.mkdirSync(out, { recursive: true });
+  const commands = [...runs.map((r) => r.command), command].join('`, then `');
+  await writeFileAtomic(path.join(out, 'compare.json'), JSON.stringify({ command: commands, n: runs[0].n, perPrompt: runs[0].perPrompt, evalClip: runs[0].evalClip, results }, null, 2) + '\n');
+  const md = comparisonMarkdown(results, { n: runs[0].n, perPrompt: runs[0].perPrompt, command: commands });
+  await writeFileAtomic(path.join(out, 'compare.md'), md);
+  process.stdout.write(md);
+}
 
 function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; perPrompt: number; command: string }): string {
   const lines: string[] = [];
@@ -215,8 +275,9 @@ function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; pe
     const stages = r.training === null ? 'n/a' : Object.entries(r.training.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)}`).join(', ');
     const total = r.training === null ? 'n/a' : `${(r.training.spentSeconds / 60).toFixed(1)} (budget ${r.training.budgetMinutes})`;
     const defaults = Object.entries(r.defaults).filter(([k]) => k !== 'prompts').map(([k, v]) => `${k} ${String(v)}`).join(', ');
-    lines.push(`| ${r.name} | ${params} | ${stages} | ${total} | ${r.secondsPerImage.toFixed(3)} (${r.timeN} in one batch, ${r.threads} threads) | ${defaults} |`);
+    const timing = Number.isFinite(r.secondsPerImage) ? `${r.secondsPerImage.toFixed(3)} (${r.timeN} in one batch, ${r.threads} threads)` : 'not timed';
+    lines.push(`| ${r.name} | ${params} | ${stages} | ${total} | ${timing} | ${defaults} |`);
   }
-  lines.push('', `Command: \`${o.command}\``, '');
+  lines.push('', `Commands: \`${o.command}\``, '');
   return lines.join('\n');
 }
