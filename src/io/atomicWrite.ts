@@ -12,6 +12,7 @@
  * untouched. A process killed between writing and renaming can leave a
  * `.<name>.tmp-*` file behind; it is never mistaken for the target.
  */
+import * as fs from 'fs';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 
@@ -66,5 +67,29 @@ async function syncDirectory(dir: string): Promise<void> {
     if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF' && code !== 'EACCES') throw e;
   } finally {
     if (fh) await fh.close();
+  }
+}
+
+/**
+ * The synchronous form of writeFileAtomic (temp file + fsync + rename), for
+ * small files written where the event loop may not turn (e.g. from a training
+ * loop's callbacks) or from synchronous APIs.
+ */
+export function writeFileAtomicSync(target: string, bytes: Uint8Array | string): void {
+  const data = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
+  const tmp = tempPathFor(target);
+  let renamed = false;
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+    renamed = true;
+  } finally {
+    if (!renamed) fs.rmSync(tmp, { force: true });
   }
 }

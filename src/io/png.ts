@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PNG, ColorType } from 'pngjs';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomicSync } from './atomicWrite';
 
 export interface DecodedImage {
   /** H*W*C uint8, row-major HWC. */
@@ -25,18 +26,6 @@ export interface DecodedImage {
 }
 
 // helpers
-
-/** Writes via a temporary file and rename (local stand-in for a shared atomic-write helper). */
-function writeFileAtomic(filePath: string, bytes: Uint8Array): void {
-  const tmp = `${filePath}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, filePath);
-  } catch (e) {
-    if (fs.existsSync(tmp)) fs.unlinkSync(tmp);
-    throw e;
-  }
-}
 
 function checkDims(where: string, h: number, w: number, c: number): void {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h <= 0 || w <= 0) {
@@ -82,7 +71,7 @@ export function decodePng(bytes: Uint8Array, source = '<buffer>'): DecodedImage 
 
 /** Saves HWC uint8 pixels (C = 1 or 3) as a PNG file (atomic write). */
 export function savePng(filePath: string, pixels: Uint8Array, height: number, width: number, channels: number): void {
-  writeFileAtomic(filePath, encodePng(pixels, height, width, channels));
+  writeFileAtomicSync(filePath, encodePng(pixels, height, width, channels));
 }
 
 /** Loads a PNG file as HWC uint8 (1 channel for grayscale files, else 3; alpha dropped). */

@@ -9,7 +9,7 @@
  * stage then writes its checkpoint and returns).
  */
 import * as fs from 'fs';
-import { tempPathFor } from '../io/atomicWrite';
+import { writeFileAtomicSync } from '../io/atomicWrite';
 
 /** The JSON record of a budgeted job. */
 export interface BudgetRecord {
@@ -105,13 +105,11 @@ export class BudgetClock {
     if (Date.now() - this.lastSave >= this.saveEveryMs) this.save();
   }
 
-  /** Writes the record (synchronously, atomically: temp file + rename); `finished` marks the job done. */
+  /** Writes the record (synchronously, atomically); `finished` marks the job done. */
   save(finished = false): void {
     this.record.spentSeconds = this.spent();
     if (finished) this.record.finished = true;
-    const tmp = tempPathFor(this.file);
-    fs.writeFileSync(tmp, JSON.stringify(this.record, null, 2) + '\n');
-    fs.renameSync(tmp, this.file);
+    writeFileAtomicSync(this.file, JSON.stringify(this.record, null, 2) + '\n');
     this.lastSave = Date.now();
   }
 

@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { writeFileAtomic } from '../../src/io/atomicWrite';
+import { writeFileAtomic, writeFileAtomicSync } from '../../src/io/atomicWrite';
 
 let dir: string;
 
@@ -84,5 +84,27 @@ describe('writeFileAtomic', () => {
     expect(r.stdout.trim()).toBe('error EFBIG');
     expect(fs.readFileSync(target, 'utf8')).toBe('old');
     expect(listDir()).toEqual(['big.bin']);
+  });
+});
+
+describe('writeFileAtomicSync', () => {
+  it('creates, then replaces a file (bytes or UTF-8 text), leaving no temp file', () => {
+    const target = path.join(dir, 'budget.json');
+    writeFileAtomicSync(target, new Uint8Array([1, 2, 3]));
+    expect([...fs.readFileSync(target)]).toEqual([1, 2, 3]);
+    writeFileAtomicSync(target, 'héllo');
+    expect(fs.readFileSync(target, 'utf8')).toBe('héllo');
+    expect(listDir()).toEqual(['budget.json']);
+  });
+
+  it('a failing rename leaves the target intact and no temp file; a missing directory is an error', () => {
+    // The target is a non-empty directory: renaming a file onto it fails (EISDIR / ENOTEMPTY), after the temp file is written.
+    const target = path.join(dir, 'x.json');
+    fs.mkdirSync(target);
+    fs.writeFileSync(path.join(target, 'keep'), 'old');
+    expect(() => writeFileAtomicSync(target, '{"new": true}')).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(fs.readFileSync(path.join(target, 'keep'), 'utf8')).toBe('old');
+    expect(listDir()).toEqual(['x.json']);
+    expect(() => writeFileAtomicSync(path.join(dir, 'no', 'such', 'f.json'), 'x')).toThrow('ENOENT');
   });
 });
