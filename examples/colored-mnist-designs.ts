@@ -50,6 +50,7 @@ import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../src/data/coloredM
 import { loadClassifierSplit } from '../src/eval/trainClassifier';
 import { autoencoderTrainConfig, trainAutoencoder, WEIGHTS_FILE as AUTOENCODER_FILE } from '../src/train/autoencoderTraining';
 import { TrainConfig } from '../src/train/trainConfig';
+import { STATE_FILE } from '../src/train/loop';
 import { trainTextDiffusion, TextTrainingOptions } from '../src/pipelines/textTraining';
 import { trainUnclipDecoder, trainUnclipPrior } from '../src/pipelines/unclipTraining';
 import { writeCascadePipeline } from '../src/pipelines/cascade';
@@ -67,6 +68,8 @@ const HYPERPARAMETERS = {
   unet: { batchSize: 64, lr: 1e-3, warmupSteps: 100, condDropProb: 0.1, minSnrGamma: 5 },
   /** More steps than any budget here reaches: the time budget ends the UNet stages. */
   unetStepCap: 1_000_000,
+  /** The sample grids written while training (every design's first stage; the SR stage adds its guidance and level). */
+  grid: { sampler: 'dpm-solver++' as const, steps: 20, guidance: 3, perPrompt: 8 },
   autoencoder: { steps: 400, batchSize: 16, lr: 1e-3, warmupSteps: 40, klWeight: 1e-6, model: { baseChannels: 32, channelMults: [1, 2, 2], latentChannels: 4 } },
   latent: { attentionResolutions: [4], sampling: { sampler: 'dpm-solver++' as const, steps: 20, guidance: 3 } },
   cascade: {
@@ -118,7 +121,9 @@ runMain(async () => {
   }
   await initBackend(args.backend as BackendChoice, { threads: args.threads, onLog: log });
   const controller = new AbortController();
+  // Ctrl-C or kill: the running stage finishes its step, writes a checkpoint and returns (rerun to resume).
   process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
   const clock = new BudgetClock(budgetFile, budget);
   clock.save();
   const deadline = clock.deadline;
@@ -140,8 +145,15 @@ runMain(async () => {
   const textStage = (outDir: string): Omit<TextTrainingOptions, 'space' | 'unet' | 'stage' | 'train'> => ({
     ...common, dataset: 'colored-mnist', attributes: false, limit: args.limit, textEncoder: args.clip,
     preset: 'small', predictionType: 'v', schedule: { kind: 'cosine', timesteps: 1000 }, outDir, resume: true,
-    gridPrompts: GRID_PROMPTS, gridSampler: { ...HYPERPARAMETERS.latent.sampling, perPrompt: 8 },
+    gridPrompts: GRID_PROMPTS, gridSampler: HYPERPARAMETERS.grid,
   });
+
+  /** A last stage whose deadline has passed and which has trained already (a rerun after the budget): nothing to add. */
+  const spentAlready = (runDir: string, what: string): boolean => {
+    const done = clock.deadlineReached && fs.existsSync(path.join(runDir, STATE_FILE));
+    if (done) log(`---- ${what}: the budget is spent and ${runDir} holds its checkpoint: not trained further`);
+    return done;
+  };
 
   try {
     if (design === 'latent') {
@@ -164,16 +176,19 @@ runMain(async () => {
         log('interrupted in the autoencoder stage: run the same command to resume');
         return;
       }
-      log(`---- 2/2: latent UNet until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${out}/unet`);
-      const unet = await clock.stage('unet', () => trainTextDiffusion({
-        ...textStage(path.join(out, 'unet')),
-        space: 'latent',
-        autoencoder: path.join(aeRun, AUTOENCODER_FILE),
-        unet: { attentionResolutions: HYPERPARAMETERS.latent.attentionResolutions },
-        train: unetTrain(),
-        deadline,
-      }));
-      if (unet.stoppedEarly) return;
+      const unetRun = path.join(out, 'unet');
+      if (!spentAlready(unetRun, '2/2: latent UNet')) {
+        log(`---- 2/2: latent UNet until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${unetRun}`);
+        const unet = await clock.stage('unet', () => trainTextDiffusion({
+          ...textStage(unetRun),
+          space: 'latent',
+          autoencoder: path.join(aeRun, AUTOENCODER_FILE),
+          unet: { attentionResolutions: HYPERPARAMETERS.latent.attentionResolutions },
+          train: unetTrain(),
+          deadline,
+        }));
+        if (unet.stoppedEarly) return;
+      }
     } else if (design === 'cascade') {
       const C = HYPERPARAMETERS.cascade;
       const baseRun = path.join(out, 'base');
@@ -193,17 +208,19 @@ runMain(async () => {
         }));
         if (base.stoppedEarly) return;
       }
-      log(`---- 2/2: super-resolution 16x16 -> 32x32 until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${srRun}`);
-      const sr = await clock.stage('sr', () => trainTextDiffusion({
-        ...textStage(srRun),
-        space: 'pixel',
-        unet: { attentionResolutions: C.sr.attentionResolutions },
-        stage: { kind: 'super-resolution', lowRes: { factor: C.factor, maxAugLevel: C.sr.maxAugLevel, resize: C.sr.resize } },
-        train: unetTrain(),
-        gridSampler: { ...HYPERPARAMETERS.latent.sampling, perPrompt: 8, guidance: C.sampling.srGuidance, augLevel: C.sampling.augLevel },
-        deadline,
-      }));
-      if (sr.stoppedEarly) return;
+      if (!spentAlready(srRun, '2/2: super-resolution')) {
+        log(`---- 2/2: super-resolution 16x16 -> 32x32 until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${srRun}`);
+        const sr = await clock.stage('sr', () => trainTextDiffusion({
+          ...textStage(srRun),
+          space: 'pixel',
+          unet: { attentionResolutions: C.sr.attentionResolutions },
+          stage: { kind: 'super-resolution', lowRes: { factor: C.factor, maxAugLevel: C.sr.maxAugLevel, resize: C.sr.resize } },
+          train: unetTrain(),
+          gridSampler: { ...HYPERPARAMETERS.grid, guidance: C.sampling.srGuidance, augLevel: C.sampling.augLevel },
+          deadline,
+        }));
+        if (sr.stoppedEarly) return;
+      }
     } else {
       const P = { ...HYPERPARAMETERS.unclip.prior, steps: args['prior-steps'] };
       const priorRun = path.join(out, 'prior');
@@ -224,21 +241,23 @@ runMain(async () => {
         log('interrupted in the prior stage: run the same command to resume');
         return;
       }
-      log(`---- 2/2: the decoder (image embedding + caption) until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${decoderRun}`);
-      const S = HYPERPARAMETERS.unclip.sampling;
-      const decoder = await clock.stage('decoder', () => trainUnclipDecoder({
-        ...common, ...clipData,
-        outDir: decoderRun,
-        withText: true,
-        preset: 'small',
-        unet: HYPERPARAMETERS.unclip.decoder,
-        predictionType: 'v',
-        schedule: { kind: 'cosine', timesteps: 1000 },
-        train: unetTrain(),
-        grid: { rows: 8, perImage: 7, sampler: S.sampler, steps: S.steps, guidance: S.guidance },
-        deadline,
-      }));
-      if (decoder.stoppedEarly) return;
+      if (!spentAlready(decoderRun, '2/2: the decoder')) {
+        log(`---- 2/2: the decoder (image embedding + caption) until ${clock.leftMinutes().toFixed(1)} more minutes are spent -> ${decoderRun}`);
+        const S = HYPERPARAMETERS.unclip.sampling;
+        const decoder = await clock.stage('decoder', () => trainUnclipDecoder({
+          ...common, ...clipData,
+          outDir: decoderRun,
+          withText: true,
+          preset: 'small',
+          unet: HYPERPARAMETERS.unclip.decoder,
+          predictionType: 'v',
+          schedule: { kind: 'cosine', timesteps: 1000 },
+          train: unetTrain(),
+          grid: { rows: 8, perImage: 7, sampler: S.sampler, steps: S.steps, guidance: S.guidance },
+          deadline,
+        }));
+        if (decoder.stoppedEarly) return;
+      }
     }
     clock.stop(); // the pipeline's writing is not training time
     clock.save();

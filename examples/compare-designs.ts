@@ -13,8 +13,9 @@
  *     background) triples, --per-prompt images each: digit (classifier),
  *     digit colour and background (measured), all three;
  *
- * mean and sample standard deviation over the seeds; then the cost: trained
- * parameters per stage (read from the shipped weights), the training time per
+ * mean and sample standard deviation over the seeds; then the cost:
+ * parameters per part (read from the shipped weights; the text tower / CLIP
+ * is the shared frozen CLIP, marked so), the training time per
  * stage (the design's budget.json) and the sampling time per image (a separate
  * timed pass of --time-n images in one batch after a warm-up, nothing else
  * running: run this script alone). Writes <out>/compare.json, compare.md and
@@ -48,6 +49,9 @@ import { runMain } from './text-to-image';
 
 const GRID_TRIPLES = [[3, 0, 1], [7, 2, 0], [1, 4, 2], [8, 6, 3], ...COLORED_MNIST_HELD_OUT.slice(0, 4).map((h) => [h.digit, h.color, h.background])];
 const GRID_PER_PROMPT = 8;
+
+/** Parts that come from the shared, separately trained CLIP (frozen): listed, not counted as the design's training. */
+const FROZEN_SHARED_PARTS = ['text_encoder', 'clip'];
 
 interface SeedResult {
   readonly seed: number;
@@ -84,19 +88,21 @@ async function parameterCount(file: string): Promise<number> {
   return n;
 }
 
-function meanStd(xs: readonly number[]): { mean: number; std: number } {
+/** Mean and sample std; a value missing from the data (null in JSON, NaN) makes both NaN, shown as n/a. */
+function meanStd(values: readonly (number | null)[]): { mean: number; std: number } {
+  const xs = values.map((v) => (typeof v === 'number' ? v : NaN));
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
   return { mean, std: Math.sqrt(variance) };
 }
 
-const pct = (xs: readonly number[]): string => {
-  const { mean, std } = meanStd(xs.map((x) => 100 * x));
-  return `${mean.toFixed(1)} ± ${std.toFixed(1)}`;
+const pct = (xs: readonly (number | null)[]): string => {
+  const { mean, std } = meanStd(xs.map((x) => (x === null ? null : 100 * x)));
+  return Number.isFinite(mean) ? `${mean.toFixed(1)} ± ${std.toFixed(1)}` : 'n/a';
 };
-const num = (xs: readonly number[], digits: number): string => {
+const num = (xs: readonly (number | null)[], digits: number): string => {
   const { mean, std } = meanStd(xs);
-  return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
+  return Number.isFinite(mean) ? `${mean.toFixed(digits)} ± ${std.toFixed(digits)}` : 'n/a';
 };
 
 async function timeSampling(pipeline: TextPipeline, n: number): Promise<number> {
@@ -128,8 +134,8 @@ runMain(async () => {
     .option('out', { type: 'string', default: 'docs/designs' })
     .strict()
     .parseAsync();
-  const seeds = args.seeds.split(',').map((s) => Number(s.trim()));
-  if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be comma-separated integers, got "${args.seeds}"`);
+  const seeds = args.seeds.split(',').map((s) => (s.trim() === '' ? NaN : Number(s.trim())));
+  if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be comma-separated integers, got "${args.seeds}"`);
   for (const p of args.pipeline) if (!fs.existsSync(p)) throw new Error(`--pipeline ${p} does not exist`);
   for (const p of args.merge) if (!fs.existsSync(p)) throw new Error(`--merge ${p} does not exist`);
   if ((args.pipeline.length === 0) === (args.merge.length === 0)) throw new Error('give either --pipeline folders to evaluate or --merge compare.json files, not both or neither');
@@ -271,7 +277,8 @@ function comparisonMarkdown(results: readonly DesignResult[], o: { n: number; pe
   lines.push('|---|---|---|---|---|---|');
   for (const r of results) {
     const params = Object.entries(r.parameters)
-      .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}${r.steps[k] === null || r.steps[k] === undefined ? '' : ` (${r.steps[k]})`}`).join(', ');
+      .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}${FROZEN_SHARED_PARTS.includes(k) ? ' (shared CLIP, not trained here)' : r.steps[k] === null || r.steps[k] === undefined ? '' : ` (${r.steps[k]} steps)`}`)
+      .join(', ');
     const stages = r.training === null ? 'n/a' : Object.entries(r.training.stages).map(([k, v]) => `${k} ${(v / 60).toFixed(1)}`).join(', ');
     const total = r.training === null ? 'n/a' : `${(r.training.spentSeconds / 60).toFixed(1)} (budget ${r.training.budgetMinutes})`;
     const defaults = Object.entries(r.defaults).filter(([k]) => k !== 'prompts').map(([k, v]) => `${k} ${String(v)}`).join(', ');

@@ -128,14 +128,18 @@ async function sampleVariations(args: SampleArgs): Promise<Job> {
       sampler, steps, guidance, seed: args.seed, ...(args.clip !== undefined ? { clip: clipMode(args.clip) } : {}),
       onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
     });
-    // Each row: the input (cropped or padded to the output size), then its variations.
-    const images = tf.tidy(() => {
-      const [, h, w] = variations.shape;
-      const fitted = tf.image.resizeNearestNeighbor(inputs, [h, w]) as tf.Tensor4D;
-      const rows = files.map((_, i) => tf.concat([tf.slice(fitted, [i, 0, 0, 0], [1, -1, -1, -1]), tf.slice(variations, [i * args.n, 0, 0, 0], [args.n, -1, -1, -1])]));
-      return tf.concat(rows) as tf.Tensor4D;
-    });
-    variations.dispose();
+    // Each row: the input (resized, nearest neighbour, to the output size when they differ), then its variations.
+    let images: tf.Tensor4D;
+    try {
+      images = tf.tidy(() => {
+        const [, h, w] = variations.shape;
+        const fitted = tf.image.resizeNearestNeighbor(inputs, [h, w]) as tf.Tensor4D;
+        const rows = files.map((_, i) => tf.concat([tf.slice(fitted, [i, 0, 0, 0], [1, -1, -1, -1]), tf.slice(variations, [i * args.n, 0, 0, 0], [args.n, -1, -1, -1])]));
+        return tf.concat(rows) as tf.Tensor4D;
+      });
+    } finally {
+      variations.dispose();
+    }
     return { images, cols: args.n + 1, summary: `${files.length} image(s) and ${args.n} variations each (unclip decoder), ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
   } finally {
     inputs.dispose();

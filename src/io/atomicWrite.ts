@@ -92,4 +92,19 @@ export function writeFileAtomicSync(target: string, bytes: Uint8Array | string):
   } finally {
     if (!renamed) fs.rmSync(tmp, { force: true });
   }
+  syncDirectorySync(path.dirname(target));
+}
+
+/** The synchronous syncDirectory. */
+function syncDirectorySync(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF' && code !== 'EACCES') throw e;
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
 }

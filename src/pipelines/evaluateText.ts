@@ -124,9 +124,9 @@ export interface TextEvalOptions {
   readonly promptTemplate?: string;
   /**
    * 'class-prompts' (default): image i is asked for class i mod K with the template's prompt.
-   * 'test-captions': image i is asked for the caption of test image i mod count (captions seeded 0,
-   * as in training), so the prompts follow the test split's distribution (COCO-style FID); accuracy
-   * is then against that test image's label.
+   * 'test-captions': image i is asked for the caption of test image i mod count (captions, and Colored
+   * MNIST colours, drawn with seed 0: the seed every recipe here trains with), so the prompts follow the
+   * test split's distribution (COCO-style FID); accuracy is then against that test image's label.
    */
   readonly promptSource?: 'class-prompts' | 'test-captions';
   /** A CLIP checkpoint (kind 'clip') scoring each image against its prompt. */

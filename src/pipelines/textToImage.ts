@@ -354,7 +354,7 @@ export async function writeTextPipeline(dir: string, a: TextPipelineAssembly): P
     await saveModelWeights(path.join(dir, 'unet.safetensors'), reference.unet, {
       kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage,
     });
-    parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step} steps, ${storage}` };
+    parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step ?? '?'} steps, ${storage}` };
     await saveTextEncoder(path.join(dir, TEXT_ENCODER_FILE), reference.text, { storage, command: (await readModelConfig(reference.text.source)).command ?? undefined });
     parts.text_encoder = { file: TEXT_ENCODER_FILE, kind: 'text-encoder', description: `frozen CLIP text tower, ${storage}` };
     if (reference.autoencoder !== null) {

@@ -58,7 +58,7 @@ import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema
 import { learningRate } from './lr';
 import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
-import { ProgressReporter } from './progress';
+import { ProgressReporter, yieldToEventLoop } from './progress';
 
 // ---------------------------------------------------------------- config
 
@@ -565,6 +565,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
       step += 1;
       windowImages += cfg.batchSize;
 
+      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
       const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
       const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
       if (step % cfg.logEvery === 0 || doCheckpoint) {

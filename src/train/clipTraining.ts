@@ -33,7 +33,7 @@ import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
 import { learningRate } from './lr';
 import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
-import { ProgressReporter } from './progress';
+import { ProgressReporter, yieldToEventLoop } from './progress';
 
 // ---------------------------------------------------------------- config
 
@@ -276,6 +276,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
       step += 1;
       windowImages += b;
 
+      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
       const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
       const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
       const doEval = opts.evaluate !== undefined && ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || atEnd);

@@ -52,7 +52,7 @@ import { diffusionLoss, minSnrWeights } from './losses';
 import { conditionDropMask, dropLabels } from './cfgDropout';
 import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { TrainConfig } from './trainConfig';
-import { ProgressReporter } from './progress';
+import { ProgressReporter, yieldToEventLoop } from './progress';
 import { profileKernels } from './profile';
 import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
@@ -579,6 +579,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
       step += 1;
       windowImages += cfg.batchSize;
 
+      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
       const deadlineReached = opts.deadline !== undefined && Date.now() >= opts.deadline;
       const budgetReached = (cfg.timeBudgetMinutes !== null && Date.now() - runStart >= cfg.timeBudgetMinutes * 60_000) || deadlineReached;
       const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false) || budgetReached;

@@ -45,7 +45,7 @@ import { learningRate } from './lr';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
 import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, stateTensorsWithPrefix, CheckpointInfo } from './checkpoint';
-import { ProgressReporter } from './progress';
+import { ProgressReporter, yieldToEventLoop } from './progress';
 
 // ---------------------------------------------------------------- embedding pairs
 
@@ -544,6 +544,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
       step += 1;
       windowPairs += B;
 
+      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
       const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
       const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
       const doVal = validation !== null && ((cfg.valEvery > 0 && step % cfg.valEvery === 0) || atEnd);

@@ -174,3 +174,15 @@ export class ProgressReporter {
     this.onLine('\r' + text + ' '.repeat(pad));
   }
 }
+
+/**
+ * Lets the event loop turn once (signal handlers, timers, I/O callbacks). A
+ * training loop that awaits only already-resolved promises (wasm reads) never
+ * yields to it, so a Ctrl-C handler would not run until the next checkpoint's
+ * file writes; the trainers call this at every log step.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  // A timer, not setImmediate: the wait then spans a whole loop iteration (timers, I/O and signal polling, checks),
+  // so earlier-due timers and pending signals have run when it resolves. About 1 ms per call.
+  return new Promise<void>((resolve) => setTimeout(resolve, 0));
+}

@@ -35,17 +35,23 @@ export function readBudgetRecord(file: string, design: string, budgetMinutes: nu
     throw new Error(`${file}: not valid JSON (${(e as Error).message}); delete it to start the budget over`);
   }
   const r = raw as Partial<BudgetRecord> | null;
-  const stagesOk = r !== null && typeof r.stages === 'object' && r.stages !== null &&
-    Object.values(r.stages).every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0);
-  if (r === null || typeof r !== 'object' || typeof r.design !== 'string' || typeof r.budgetMinutes !== 'number' ||
-      typeof r.spentSeconds !== 'number' || !Number.isFinite(r.spentSeconds) || r.spentSeconds < 0 || !stagesOk || typeof r.finished !== 'boolean') {
-    throw new Error(`${file}: not a time-budget record (needs design, budgetMinutes, spentSeconds >= 0, stages {name: seconds}, finished)`);
+  const bad = (what: string): Error => new Error(`${file}: not a time-budget record: ${what}`);
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw bad('expected a JSON object');
+  if (typeof r.design !== 'string') throw bad(`design must be a string, got ${JSON.stringify(r.design)}`);
+  if (typeof r.budgetMinutes !== 'number') throw bad(`budgetMinutes must be a number, got ${JSON.stringify(r.budgetMinutes)}`);
+  if (typeof r.spentSeconds !== 'number' || !Number.isFinite(r.spentSeconds) || r.spentSeconds < 0) {
+    throw bad(`spentSeconds must be a number >= 0, got ${JSON.stringify(r.spentSeconds)}`);
   }
+  if (typeof r.stages !== 'object' || r.stages === null || Array.isArray(r.stages)) throw bad(`stages must be an object {name: seconds}, got ${JSON.stringify(r.stages)}`);
+  for (const [k, v] of Object.entries(r.stages)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw bad(`stages.${k} must be a number >= 0, got ${JSON.stringify(v)}`);
+  }
+  if (typeof r.finished !== 'boolean') throw bad(`finished must be true or false, got ${JSON.stringify(r.finished)}`);
   if (r.design !== design || r.budgetMinutes !== budgetMinutes) {
     throw new Error(`${file}: written for '${r.design}' with a budget of ${r.budgetMinutes} min, resumed as '${design}' with ${budgetMinutes} min: ` +
       'a budget cannot change mid-run (use another folder, or start over)');
   }
-  return { design: r.design, budgetMinutes: r.budgetMinutes, spentSeconds: r.spentSeconds, stages: { ...r.stages }, finished: r.finished };
+  return { design: r.design, budgetMinutes: r.budgetMinutes, spentSeconds: r.spentSeconds, stages: { ...(r.stages as Record<string, number>) }, finished: r.finished };
 }
 
 export interface BudgetClockOptions {
@@ -65,6 +71,8 @@ export class BudgetClock {
   private readonly saveEveryMs: number;
   private lastSave = Date.now();
   private stoppedAt: number | null = null;
+  /** The running stage: its recorded seconds when it started and the clock then. */
+  private current: { name: string; base: number; since: number } | null = null;
   /** When the budget is used up (ms since the epoch). */
   readonly deadline: number;
 
@@ -89,14 +97,18 @@ export class BudgetClock {
     return this.record.budgetMinutes - this.spent() / 60;
   }
 
-  /** Runs one stage, adding its wall time to the stage's record (an interrupted earlier run of it keeps its share). */
+  /**
+   * Runs one stage, adding its wall time to the stage's record (an interrupted earlier run of it keeps its share).
+   * Saves made while it runs already credit the time so far, so a killed process loses at most the time since the
+   * last save, in the total and in the stage alike.
+   */
   async stage<T>(name: string, run: () => Promise<T>): Promise<T> {
-    const before = this.spent();
+    this.current = { name, base: this.record.stages[name] ?? 0, since: this.spent() };
     try {
       return await run();
     } finally {
-      this.record.stages[name] = (this.record.stages[name] ?? 0) + (this.spent() - before);
       this.save();
+      this.current = null;
     }
   }
 
@@ -108,6 +120,7 @@ export class BudgetClock {
   /** Writes the record (synchronously, atomically); `finished` marks the job done. */
   save(finished = false): void {
     this.record.spentSeconds = this.spent();
+    if (this.current !== null) this.record.stages[this.current.name] = this.current.base + (this.spent() - this.current.since);
     if (finished) this.record.finished = true;
     writeFileAtomicSync(this.file, JSON.stringify(this.record, null, 2) + '\n');
     this.lastSave = Date.now();

@@ -158,12 +158,19 @@ describe('evaluateTextPipeline', () => {
     const pipeline = await loadTextToImagePipeline(pipelineDir);
     const classifier = await loadClassifier(MNIST_CLASSIFIER);
     let correct = 0;
+    const hits = new Array<number>(10).fill(0);
+    const totals = new Array<number>(10).fill(0);
+    const labels = test.labels as Int32Array;
     try {
       for (const start of [0, 3]) {
         const images = await generateFromText(pipeline, { prompts: captions.slice(start, start + 3), n: 3, sampler: 'ddim', steps: 2, guidance: 2, seed: 1, firstIndex: start, batchSize: 3 });
         const predicted = await classify(classifier, images);
         predicted.forEach((p, i) => {
-          if (p === (test.labels as Int32Array)[start + i]) correct++;
+          totals[labels[start + i]]++;
+          if (p === labels[start + i]) {
+            correct++;
+            hits[labels[start + i]]++;
+          }
         });
         images.dispose();
       }
@@ -172,6 +179,9 @@ describe('evaluateTextPipeline', () => {
       classifier.dispose();
     }
     expect(r.accuracy).toBe(correct / 6);
+    // Per class over the test labels (7, 2, 1, 0, 4, 1): classes never asked for score 0 of 0, so labels i mod 10 would differ.
+    expect(r.perClassAccuracy).toEqual(hits.map((h, c) => h / Math.max(1, totals[c])));
+    expect(totals.filter((t) => t > 0).length).toBe(5);
     await expect(evaluateTextPipeline({ ...BASE, pipeline: pipelineDir, promptSource: 'test-captions', promptTemplate: 'a {n}' })).rejects.toThrow(/exclude each other/);
   });
 

@@ -122,6 +122,28 @@ describe('trainDiffusion', () => {
     expect(await run({ ...BASE, steps: 3 }, dir2, false, undefined, Date.now() + 3_600_000)).toHaveLength(3);
   });
 
+  it('lets timers and signal handlers run at log steps: an abort from a timer stops the run at the next log step', async () => {
+    const { model, ema } = makeModels(3);
+    const controller = new AbortController();
+    const logs: string[] = [];
+    try {
+      // The timer can only fire when the loop yields to the event loop; without a yield it would first fire at a
+      // checkpoint's file writes (none before step 40 here), and the run would go to its end.
+      setTimeout(() => controller.abort(), 0);
+      const result = await trainDiffusion({
+        model, ema, schedule: makeSchedule({ kind: 'linear', timesteps: 100 }), train: tinyDataset(24, 1), validation: null,
+        config: { ...BASE, steps: 40, logEvery: 2, checkpointEvery: 40, valEvery: 0 }, outDir: tmpDir(), resume: false,
+        checkpointConfig: { test: true }, signal: controller.signal, onLog: (l) => { logs.push(l); },
+      });
+      expect(result.stoppedEarly).toBe(true);
+      expect(result.endStep).toBe(2);
+      expect(logs.join('\n')).toMatch(/stopped at step 2 \(checkpoint written\)/);
+    } finally {
+      model.dispose();
+      ema.dispose();
+    }
+  });
+
   it('with profile, logs the most expensive kernels of one step before training', async () => {
     const { model, ema } = makeModels(2);
     const lines: string[] = [];

@@ -19,9 +19,11 @@ describe('readBudgetRecord', () => {
     fs.writeFileSync(file, '{"design": "latent", "budgetMin');
     expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/budget\.json: not valid JSON/);
     fs.writeFileSync(file, JSON.stringify({ design: 'latent', budgetMinutes: 90, spentSeconds: -3, stages: {}, finished: false }));
-    expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/not a time-budget record/);
+    expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/not a time-budget record: spentSeconds must be a number >= 0, got -3/);
     fs.writeFileSync(file, JSON.stringify({ design: 'latent', budgetMinutes: 90, spentSeconds: 3, stages: { ae: 'x' }, finished: false }));
-    expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/not a time-budget record/);
+    expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/not a time-budget record: stages\.ae must be a number >= 0, got "x"/);
+    fs.writeFileSync(file, '[1, 2]');
+    expect(() => readBudgetRecord(file, 'latent', 90)).toThrow(/expected a JSON object/);
     fs.writeFileSync(file, JSON.stringify({ design: 'latent', budgetMinutes: 90, spentSeconds: 3, stages: {}, finished: false }));
     expect(() => readBudgetRecord(file, 'cascade', 90)).toThrow(/written for 'latent' with a budget of 90 min, resumed as 'cascade' with 90 min/);
     expect(() => readBudgetRecord(file, 'latent', 60)).toThrow(/cannot change mid-run/);
@@ -46,9 +48,9 @@ describe('BudgetClock', () => {
     expect(saved.stages.second).toBeGreaterThanOrEqual(0.1);
     expect(saved.stages.second).toBeLessThan(5);
     expect(saved.spentSeconds).toBeGreaterThanOrEqual(30.1);
-    expect(clock.leftMinutes()).toBeCloseTo(10 - clock.spent() / 60, 6);
     clock.stop();
     const frozen = clock.spent();
+    expect(clock.leftMinutes()).toBeCloseTo(10 - frozen / 60, 9); // stopped: both read the same frozen time
     await sleep(30);
     expect(clock.spent()).toBe(frozen);
     clock.save(true);
@@ -56,6 +58,21 @@ describe('BudgetClock', () => {
     expect(done.finished).toBe(true);
     expect(done.spentSeconds).toBeCloseTo(frozen, 6);
     expect(fs.readdirSync(path.dirname(file))).toEqual(['budget.json']); // no temp file left behind
+  });
+
+  it('saves made during a stage already credit it (a killed run keeps the stage time it saved)', async () => {
+    const file = tmpFile();
+    fs.writeFileSync(file, JSON.stringify({ design: 'd', budgetMinutes: 10, spentSeconds: 5, stages: { s: 5 }, finished: false }));
+    const clock = new BudgetClock(file, readBudgetRecord(file, 'd', 10));
+    await clock.stage('s', async () => {
+      await sleep(60);
+      clock.save(); // what tick() does while the stage runs
+      const mid = readBudgetRecord(file, 'd', 10);
+      expect(mid.stages.s).toBeGreaterThanOrEqual(5.05);
+      expect(mid.stages.s).toBeCloseTo(mid.spentSeconds, 6); // all the time so far went to this stage
+    });
+    const done = readBudgetRecord(file, 'd', 10);
+    expect(done.stages.s).toBeCloseTo(done.spentSeconds, 6); // credited once, not twice
   });
 
   it('tick() saves only when saveEverySeconds have passed', async () => {
