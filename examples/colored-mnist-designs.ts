@@ -80,7 +80,7 @@ const HYPERPARAMETERS = {
     sampling: { sampler: 'dpm-solver++' as const, steps: 20, guidance: 3, srSteps: 20, srGuidance: 1.5, augLevel: 100 },
   },
   unclip: {
-    prior: { steps: 3000, batchSize: 256, lr: 3e-4, warmupSteps: 100, condDropProb: 0.1, model: { width: 256, depth: 4 } },
+    prior: { steps: 1000, batchSize: 256, lr: 3e-4, warmupSteps: 100, condDropProb: 0.1, model: { width: 256, depth: 4 } },
     decoder: { attentionResolutions: [8], imageEmbeddingTokens: 4 },
     sampling: { sampler: 'dpm-solver++' as const, steps: 20, guidance: 3, priorSampler: 'ddim' as const, priorSteps: 20, priorGuidance: 1 },
   },
