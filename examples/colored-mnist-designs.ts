@@ -28,9 +28,8 @@
  * for half the budget (its training loop's time), every last stage until the
  * whole budget is spent (the deadline every trainer checks after each step).
  * Stages of a fixed size do not stop at the deadline: if they use it all, the
- * next stage takes one step. Then the pipeline
- * folder <out>/pipeline is written (float16 weights) and the per-stage times
- * land in budget.json.
+ * next stage takes one step. Then the pipeline folder <out>/pipeline is
+ * written (float16 weights) and the per-stage times land in budget.json.
  *
  * Shared by the three and not counted: the frozen CLIP (examples/train-clip.ts
  * --dataset colored-mnist), whose text tower conditions every UNet and whose
