@@ -33,7 +33,7 @@ import { readSafetensors } from '../../src/io/safetensors';
 import { fileSha256 } from '../../src/pipelines/latentData';
 import { unclipDecoderCheckpointConfig, unclipPriorCheckpointConfig, writeUnclipPipeline } from '../../src/pipelines/unclip';
 import { TRAIN_EMBEDDINGS_FILE, trainUnclipDecoder, trainUnclipPrior, UnclipDecoderTrainingOptions, VALIDATION_EMBEDDINGS_FILE } from '../../src/pipelines/unclipTraining';
-import { loadTextPipeline } from '../../src/pipelines/loadPipeline';
+import { loadTextPipeline, TextPipeline } from '../../src/pipelines/loadPipeline';
 import { baseStageData, trainTextDiffusion } from '../../src/pipelines/textTraining';
 import { loadPng } from '../../src/io/png';
 
@@ -83,6 +83,19 @@ const DECODER_OPTIONS = (clip: string, outDir: string): UnclipDecoderTrainingOpt
   train: { steps: 2, batchSize: 2, warmupSteps: 0, logEvery: 1, valEvery: 2, valSize: 2, sampleEvery: 0, checkpointEvery: 2, condDropProb: 0.5 },
   outDir, resume: false, grid: { rows: 2, perImage: 1, sampler: 'ddim', steps: 2, guidance: 2 },
 });
+
+/** Two samples of "a handwritten 7" from the pipeline: 28x28 MNIST digits with values in [-1, 1]. */
+async function expectTwoDigitsInRange(t: TextPipeline): Promise<void> {
+  const x = await t.generate({ prompts: ['a handwritten 7'], n: 2, seed: 0 });
+  try {
+    expect(x.shape).toEqual([2, 28, 28, 1]);
+    const v = x.dataSync();
+    expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
+    expect(Math.max(...v)).toBeLessThanOrEqual(1);
+  } finally {
+    x.dispose();
+  }
+}
 
 describe('trainUnclipDecoder, trainUnclipPrior and the assembled folder', () => {
   let root: string;
@@ -188,12 +201,7 @@ describe('trainUnclipDecoder, trainUnclipPrior and the assembled folder', () => 
     const t = await loadTextPipeline(out);
     try {
       expect([t.design, t.dataset, t.imageSize, t.trainingStep]).toEqual(['unclip', 'mnist', 28, 3]);
-      const x = await t.generate({ prompts: ['a handwritten 7'], n: 2, seed: 0 });
-      expect(x.shape).toEqual([2, 28, 28, 1]);
-      const v = x.dataSync();
-      expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
-      expect(Math.max(...v)).toBeLessThanOrEqual(1);
-      x.dispose();
+      await expectTwoDigitsInRange(t);
     } finally {
       t.dispose();
     }
@@ -271,12 +279,7 @@ describe('trainUnclipDecoder, trainUnclipPrior and the assembled folder', () => 
     try {
       expect([t.design, t.dataset, t.imageSize, t.imageChannels]).toEqual(['unclip', 'mnist', 28, 1]);
       expect(t.describe()).toMatch(/decoder 16x16 .* -> super-resolution 32x32 .*mnist images 28x28x1/);
-      const x = await t.generate({ prompts: ['a handwritten 7'], n: 2, seed: 0 });
-      expect(x.shape).toEqual([2, 28, 28, 1]);
-      const v = x.dataSync();
-      expect(Math.min(...v)).toBeGreaterThanOrEqual(-1);
-      expect(Math.max(...v)).toBeLessThanOrEqual(1);
-      x.dispose();
+      await expectTwoDigitsInRange(t);
     } finally {
       t.dispose();
     }
