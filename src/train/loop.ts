@@ -96,8 +96,8 @@ export interface TrainDiffusionOptions {
   /**
    * Wall-clock end (ms since the epoch) of a budget shared with other stages (see train/timeBudget.ts):
    * checked after every step like timeBudgetMinutes, and it ends the run the same way (checkpoint, not an
-   * interruption). A deadline is checked here rather than by a timer aborting `signal`, because a training
-   * loop that awaits only resolved promises never lets a timer run.
+   * interruption). A deadline is checked here rather than by a timer aborting `signal`: a timer runs only
+   * when the loop yields to the event loop (at log steps), so it would end the run up to logEvery steps late.
    */
   readonly deadline?: number;
   /** The command line recorded in checkpoints. */

@@ -61,9 +61,9 @@ export interface BudgetClockOptions {
 
 /**
  * Counts wall time against a BudgetRecord and persists it. Its `deadline` (ms since the epoch) is for the
- * trainers to check after each step (TrainDiffusionOptions.deadline): a timer could not end a stage, since
- * a training loop that awaits only resolved promises never lets timers run. For the same reason saving is
- * synchronous and driven by the caller: tick() from the stages' log / metrics callbacks.
+ * trainers to check after each step (TrainDiffusionOptions.deadline): a timer would fire only when the
+ * loop yields to the event loop (at its log steps; before that fix, only at checkpoints). Saving is
+ * synchronous and driven by the caller for the same reason: tick() from the stages' log callbacks.
  */
 export class BudgetClock {
   private readonly startedAt = Date.now();
