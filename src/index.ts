@@ -151,7 +151,7 @@ export { loadTextPipeline } from './pipelines/loadPipeline';
 export type { TextPipeline, TextPipelineGenerateOptions } from './pipelines/loadPipeline';
 
 // Imagen-style cascade
-export { loadCascadePipeline, generateCascade, writeCascadePipeline, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
+export { loadCascadePipeline, generateCascade, writeCascadePipeline, superResolveBatch, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
 export type { CascadePipeline, CascadeGenerateOptions } from './pipelines/cascade';
 export { lowResConfig, lowResOf, augmentLowRes, LOW_RES_DEFAULTS } from './train/lowResConditioning';
 export type { LowResConfig } from './train/lowResConditioning';

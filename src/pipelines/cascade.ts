@@ -301,6 +301,30 @@ export function superResolutionSeed(seed: number): string {
   return `${seed}/sr`;
 }
 
+/**
+ * One batch through a super-resolution stage, as every pipeline with one samples it: `low` (disposed here)
+ * resized and noise-augmented at augLevel with noise keyed (seed, index), then the SR sample seeded
+ * superResolutionSeed(seed), so its noise differs from the stage before it.
+ */
+export async function superResolveBatch(
+  sr: SuperResolutionStage,
+  text: FrozenTextEncoder,
+  low: tf.Tensor4D,
+  o: Omit<SuperResolveOptions, 'seed'> & { readonly seed: number },
+): Promise<tf.Tensor4D> {
+  let z: tf.Tensor4D;
+  try {
+    z = sampledLowResCondition(sr, low, o.augLevel, o.seed, o.firstIndex);
+  } finally {
+    low.dispose();
+  }
+  try {
+    return await superResolve(sr, text, z, { ...o, seed: superResolutionSeed(o.seed) });
+  } finally {
+    z.dispose();
+  }
+}
+
 /** Generates images [n, H, W, C] in [-1, 1] through both stages (the caller disposes the tensor). */
 export async function generateCascade(
   p: CascadePipeline,
@@ -338,22 +362,11 @@ export async function generateCascade(
         prompts: batchPrompts, n: b, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: first,
         clip: o.clip, batchSize: b, cropToImageSize: false, onWarn,
       });
-      // 2. resize + noise augmentation at augLevel
-      let z: tf.Tensor4D;
-      try {
-        z = sampledLowResCondition(p.sr, low, o.augLevel, o.seed, first);
-      } finally {
-        low.dispose();
-      }
-      // 3. super-resolution
-      try {
-        chunks.push(await superResolve(p.sr, p.text, z, {
-          prompts: batchPrompts, augLevel: o.augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps,
-          guidance: o.srGuidance ?? o.guidance, seed: superResolutionSeed(o.seed), firstIndex: first, clip: srClip, onWarn,
-        }));
-      } finally {
-        z.dispose();
-      }
+      // 2. resize + noise augmentation at augLevel, 3. super-resolution
+      chunks.push(await superResolveBatch(p.sr, p.text, low, {
+        prompts: batchPrompts, augLevel: o.augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps,
+        guidance: o.srGuidance ?? o.guidance, seed: o.seed, firstIndex: first, clip: srClip, onWarn,
+      }));
     }
     // 4. crop to the data size
     return tf.tidy(() => {

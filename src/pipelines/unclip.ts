@@ -75,8 +75,8 @@ import { defaultNumber, defaultSampler } from './pixelDiffusion';
 import { FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 import { stageOf, TextUNetCheckpointConfig, textUNetCheckpointConfig, TEXT_ENCODER_FILE } from './textToImage';
 import {
-  CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, copyUNet, loadStageUNet, sampledLowResCondition, superResolutionSeed,
-  superResolve, SuperResolutionStage,
+  CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, copyUNet, loadStageUNet, superResolveBatch,
+  SuperResolutionStage,
 } from './cascade';
 
 // ---------------------------------------------------------------- configs
@@ -710,20 +710,10 @@ export async function generateUnclip(
       }
       // 4. optional super-resolution: resize + noise augmentation at augLevel (keyed noise), then the SR sample (seed `${seed}/sr`)
       if (sr !== null) {
-        let z: tf.Tensor4D;
-        try {
-          z = sampledLowResCondition(sr, x, augLevel, o.seed, first);
-        } finally {
-          x.dispose();
-        }
-        try {
-          x = await superResolve(sr, srText, z, {
-            prompts: batchPrompts, augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps, guidance: o.srGuidance ?? o.guidance,
-            seed: superResolutionSeed(o.seed), firstIndex: first, clip: o.srClip, onWarn,
-          });
-        } finally {
-          z.dispose();
-        }
+        x = await superResolveBatch(sr, srText, x, {
+          prompts: batchPrompts, augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps, guidance: o.srGuidance ?? o.guidance,
+          seed: o.seed, firstIndex: first, clip: o.srClip, onWarn,
+        });
       }
       chunks.push(x);
     }
@@ -790,7 +780,7 @@ export function padToClip(clip: Clip, images: tf.Tensor4D): tf.Tensor4D {
  *
  * At the DECODER's size even when the pipeline has a super-resolution stage:
  * that stage is text-conditional and variations of an image-only decoder have
- * no prompt. To upsample them, run sampledLowResCondition and superResolve
+ * no prompt. To upsample them, run superResolveBatch
  * (pipelines/cascade.ts) on the uncropped variations with clipTextTower(p).
  */
 export async function imageVariations(
