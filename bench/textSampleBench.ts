@@ -5,6 +5,7 @@
  * one JSON line { pipeline, space, n, seconds, imagesPerSecond }.
  */
 import yargs from 'yargs';
+import { folderFiles } from '../src/io/pipeline';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend } from '../src/backend/backend';
 import { generateFromText, loadTextToImagePipeline } from '../src/pipelines/textToImage';
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     .strict()
     .parseAsync();
   await initBackend('wasm', { threads: args.threads });
-  const pipeline = await loadTextToImagePipeline(args.pipeline);
+  const pipeline = await loadTextToImagePipeline(folderFiles(args.pipeline));
   try {
     const run = async (): Promise<number> => {
       const t0 = performance.now();

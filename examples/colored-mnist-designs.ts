@@ -52,9 +52,9 @@ import { TrainConfig } from '../src/train/trainConfig';
 import { STATE_FILE } from '../src/train/loop';
 import { trainTextDiffusion, TextTrainingOptions } from '../src/pipelines/textTraining';
 import { trainUnclipDecoder, trainUnclipPrior } from '../src/pipelines/unclipTraining';
-import { writeCascadePipeline } from '../src/pipelines/cascade';
-import { writeTextPipeline } from '../src/pipelines/textToImage';
-import { writeUnclipPipeline } from '../src/pipelines/unclip';
+import { writeCascadePipeline } from '../src/node/writePipeline';
+import { writeTextPipeline } from '../src/node/writePipeline';
+import { writeUnclipPipeline } from '../src/node/writePipeline';
 import { BudgetClock, readBudgetRecord } from '../src/train/timeBudget';
 import { runMain } from './text-to-image';
 

@@ -37,7 +37,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { trainTextDiffusion, TextTrainingOptions } from '../src/pipelines/textTraining';
-import { writeCascadePipeline } from '../src/pipelines/cascade';
+import { writeCascadePipeline } from '../src/node/writePipeline';
 import { digitPrompts } from '../src/eval/clipScore';
 import { runMain } from './text-to-image';
 

@@ -35,7 +35,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { trainUnclipDecoder, trainUnclipPrior } from '../src/pipelines/unclipTraining';
-import { writeUnclipPipeline } from '../src/pipelines/unclip';
+import { writeUnclipPipeline } from '../src/node/writePipeline';
 import { runMain } from './text-to-image';
 
 // ---------------------------------------------------------------- hyperparameters

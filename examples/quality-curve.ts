@@ -17,7 +17,7 @@ import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { evaluatePixelPipeline, PixelEvalResult } from '../src/pipelines/evaluatePixel';
 import { readModelConfig } from '../src/train/checkpoint';
-import { readSafetensorsHeader } from '../src/io/safetensors';
+import { readSafetensorsHeader } from '../src/io/safetensorsFile';
 import { STATE_FILE } from '../src/train/loop';
 import { DatasetName } from '../src/data/load';
 import { SamplerName } from '../src/sample/types';

@@ -19,12 +19,14 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { loadPixelPipeline, generate } from '../src/pipelines/pixelDiffusion';
+import { generate } from '../src/pipelines/pixelDiffusion';
+import { loadPixelPipeline } from '../src/node/loadPipeline';
 import { loadModelWeights, readModelConfig, saveModelWeights } from '../src/train/checkpoint';
-import { readPipelineManifest, writePipelineManifest } from '../src/io/pipeline';
-import { generateFromText, loadTextToImagePipeline, writeTextPipeline } from '../src/pipelines/textToImage';
+import { folderFiles, readPipelineManifest, writePipelineManifest } from '../src/io/pipeline';
+import { generateFromText, loadTextToImagePipeline } from '../src/pipelines/textToImage';
+import { writeTextPipeline } from '../src/node/writePipeline';
 import { SamplerName } from '../src/sample/types';
-import { WEIGHTS_FILE } from '../src/train/loop';
+import { WEIGHTS_FILE } from '../src/io/checkpoint';
 
 async function main(): Promise<void> {
   const args = await yargs(hideBin(process.argv))
@@ -101,9 +103,9 @@ async function shipTextPipeline(run: string, out: string, o: TextShipOptions): P
     run, unetFile: o.unet, storage: o.storage,
     defaults: { sampler: o.sampler as SamplerName, steps: o.steps, guidance: o.guidance, ...(o.prompts.length > 0 ? { prompts: [...o.prompts] } : {}) },
   });
-  const reference = await loadTextToImagePipeline(run);
+  const reference = await loadTextToImagePipeline(folderFiles(run));
   if (o.unet !== undefined) await loadModelWeights(path.resolve(run, o.unet), reference.unet, { expectKind: 'unet' });
-  const shipped = await loadTextToImagePipeline(out);
+  const shipped = await loadTextToImagePipeline(folderFiles(out));
   const prompts = [...(o.prompts.length > 0 ? o.prompts : ['a handwritten 7'])];
   const a = await generateFromText(reference, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });
   const b = await generateFromText(shipped, { prompts, n: 10, sampler: 'ddim', steps: 10, guidance: 3, seed: 0 });

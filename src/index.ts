@@ -1,6 +1,8 @@
 /**
- * tfjs-diffusion: public API. Every export is named here; internals stay in
- * their modules.
+ * tfjs-diffusion: public API of the Node entry. Every export is named here; internals
+ * stay in their modules. The core (./core.ts: sampling, runs anywhere) is exported here
+ * too, with Node's own backend selection and folder-aware loadPipeline in place of the
+ * browser's.
  */
 
 // backend
@@ -60,7 +62,8 @@ export { SAMPLER_NAMES } from './sample/types';
 export type { Cond, Denoiser, SamplerName, SamplerOptions, StepInfo } from './sample/types';
 
 // training
-export { trainDiffusion, STATE_FILE, WEIGHTS_FILE, METRICS_FILE } from './train/loop';
+export { trainDiffusion, STATE_FILE, METRICS_FILE } from './train/loop';
+export { WEIGHTS_FILE } from './io/checkpoint';
 export type { TrainDiffusionOptions, TrainResult, MetricsRow } from './train/loop';
 export { trainConfig, TRAIN_DEFAULTS } from './train/trainConfig';
 export { BudgetClock, readBudgetRecord } from './train/timeBudget';
@@ -73,7 +76,8 @@ export { learningRate } from './train/lr';
 export { diffusionLoss, minSnrWeights } from './train/losses';
 export { conditionDropMask, dropLabels, dropContext } from './train/cfgDropout';
 export { saveModelWeights, loadModelWeights, readModelConfig, saveTrainingState, loadTrainingState } from './train/checkpoint';
-export type { CheckpointInfo, TrainingState } from './train/checkpoint';
+export type { TrainingState } from './train/checkpoint';
+export type { CheckpointInfo } from './io/checkpoint';
 export { ProgressReporter } from './train/progress';
 
 // data
@@ -88,11 +92,12 @@ export { loadCifar10 } from './data/cifar10';
 export { loadImageFolder } from './data/imageFolder';
 
 // io
-export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, toTfTensors, fromTfTensors } from './io/safetensors';
+export { parseSafetensors, serializeSafetensors, toTfTensors, fromTfTensors } from './io/safetensors';
+export { readSafetensors, writeSafetensors } from './io/safetensorsFile';
 export type { SafeTensor, SafeDType } from './io/safetensors';
 export { toTorchLayout, fromTorchLayout } from './io/torchLayout';
 export { readPipelineManifest, writePipelineManifest } from './io/pipeline';
-export type { PipelineManifest, PipelineDesign } from './io/pipeline';
+export type { PipelineManifest, PipelineDesign } from './io/pipelineManifest';
 export { savePng, loadPng, loadPngTensor, saveImageGrid, saveImages } from './io/png';
 export { saveLinePlot } from './io/plot';
 
@@ -129,32 +134,52 @@ export { computeLatentScale, readScaleFactor } from './train/latentScale';
 export { evaluateReconstruction, psnrFromMse } from './eval/reconstruction';
 
 // pipelines
-export { loadPixelPipeline, generate, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
+export { generate, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
+export { loadPixelPipeline } from './node/loadPipeline';
 export type { PixelPipeline, GenerateOptions } from './pipelines/pixelDiffusion';
 export { trainPixelDiffusion } from './pipelines/pixelTraining';
 export type { PixelTrainingOptions } from './pipelines/pixelTraining';
 export { unetDenoiser } from './pipelines/unetDenoiser';
 export { evaluatePixelPipeline } from './pipelines/evaluatePixel';
 export type { PixelEvalResult } from './pipelines/evaluatePixel';
-export { loadTextToImagePipeline, generateFromText, writeTextPipeline, TEXT_GENERATE_DEFAULTS } from './pipelines/textToImage';
-export type { TextToImagePipeline, TextGenerateOptions, TextUNetCheckpointConfig, TextPipelineAssembly } from './pipelines/textToImage';
+export { loadTextToImagePipeline, generateFromText, TEXT_GENERATE_DEFAULTS } from './pipelines/textToImage';
+export { writeTextPipeline } from './node/writePipeline';
+export type { TextToImagePipeline, TextGenerateOptions, TextUNetCheckpointConfig } from './pipelines/textToImage';
+export type { TextPipelineAssembly } from './node/writePipeline';
 export { trainTextDiffusion } from './pipelines/textTraining';
 export type { TextTrainingOptions } from './pipelines/textTraining';
-export { loadTextEncoder, saveTextEncoder, encodePrompts } from './pipelines/textConditioning';
+export { encodePrompts } from './pipelines/textConditioning';
+export { loadTextEncoder, saveTextEncoder } from './node/pipelineParts';
 export type { FrozenTextEncoder } from './pipelines/textConditioning';
 export { encodeLatentDataset, cachedLatentDataset } from './pipelines/latentData';
 export { evaluateTextPipeline, attributeAgreement } from './pipelines/evaluateText';
 export type { TextEvalResult } from './pipelines/evaluateText';
-export { NULL_PROMPT } from './train/loop';
+export { NULL_PROMPT } from './models/textEncoder';
 export type { ImageEmbeddingTable } from './train/loop';
-export { loadTextPipeline } from './pipelines/loadPipeline';
-export type { TextPipeline, TextPipelineGenerateOptions } from './pipelines/loadPipeline';
+export { loadPipeline, loadPipelineFolder, loadTextPipeline } from './node/loadPipeline';
+export { loadPipelineFromFiles, pipelineFiles } from './pipelines/loadPipeline';
+export type {
+  Pipeline, PipelineGenerateOptions, PipelineConditioning, PipelineSource, LoadPipelineOptions, TextPipeline, TextPipelineGenerateOptions,
+} from './pipelines/loadPipeline';
+export type { GenerateProgress, GenerateHooks } from './pipelines/progress';
+export { folderFiles } from './io/pipeline';
+export { filesFromMap, filesFromUrl, readManifest, readPart } from './io/pipelineFiles';
+export type { PipelineFiles, FileMap, LoadProgress } from './io/pipelineFiles';
+export { parseCheckpoint, loadCheckpointWeights } from './io/checkpoint';
+export type { Checkpoint } from './io/checkpoint';
+export { readCheckpointFile } from './train/checkpoint';
+export { tensorToImageBytes, makeGrid, toRgba, encodePngBytes } from './io/image';
+export { autoencoderFromCheckpoint } from './models/autoencoder';
+export { clipFromCheckpoint } from './models/clip';
+export { priorFromCheckpoint } from './models/prior';
+export { textEncoderFromCheckpoint } from './pipelines/textConditioning';
 
 // Imagen-style cascade
-export { loadCascadePipeline, generateCascade, writeCascadePipeline, superResolveBatch, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
+export { loadCascadePipeline, generateCascade, superResolveBatch, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
+export { writeCascadePipeline } from './node/writePipeline';
 export type { CascadePipeline, CascadeGenerateOptions } from './pipelines/cascade';
-export { lowResConfig, lowResOf, augmentLowRes, LOW_RES_DEFAULTS } from './train/lowResConditioning';
-export type { LowResConfig } from './train/lowResConditioning';
+export { lowResConfig, lowResOf, augmentLowRes, LOW_RES_DEFAULTS } from './sample/lowResConditioning';
+export type { LowResConfig } from './sample/lowResConditioning';
 export { downsampleDataset } from './data/resize';
 
 // DALL-E 2-style prior
@@ -164,6 +189,7 @@ export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior, loadPr
 export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';
 
 // DALL-E 2-style unCLIP pipeline
-export { loadUnclipPipeline, generateUnclip, imageVariations, writeUnclipPipeline, clipTextTower, checkUnclipSuperResolution, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { loadUnclipPipeline, generateUnclip, imageVariations, clipTextTower, checkUnclipSuperResolution, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { writeUnclipPipeline } from './node/writePipeline';
 export type { UnclipPipeline, UnclipGenerateOptions } from './pipelines/unclip';
 export { trainUnclipDecoder, trainUnclipPrior } from './pipelines/unclipTraining';

@@ -16,9 +16,10 @@ import {
 } from '../pipelines/evaluateText';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
-import { loadTextPipeline } from '../pipelines/loadPipeline';
+import { loadTextPipeline } from '../node/loadPipeline';
 import { samplingDefaults } from '../pipelines/pixelDiffusion';
-import { PIPELINE_MANIFEST_FILE, readPipelineManifest } from '../io/pipeline';
+import { readPipelineManifest } from '../io/pipeline';
+import { PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { BackendArgs, commandLine, runWithBackend, withBackendOptions } from './common';
 

@@ -8,8 +8,9 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
-import { readSafetensorsHeader } from '../io/safetensors';
-import { PIPELINE_MANIFEST_FILE, pipelinePartPath, readPipelineManifest } from '../io/pipeline';
+import { readSafetensorsHeader } from '../io/safetensorsFile';
+import { pipelinePartPath, readPipelineManifest } from '../io/pipeline';
+import { PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
 
 function withCommas(n: number): string {
   return n.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');

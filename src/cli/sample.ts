@@ -12,12 +12,13 @@ import type { CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
-import { generate, loadPixelPipeline, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
+import { generate, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
+import { loadPixelPipeline } from '../node/loadPipeline';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
-import { loadTextPipeline } from '../pipelines/loadPipeline';
+import { loadTextPipeline } from '../node/loadPipeline';
 import { imageVariations, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
-import { readPipelineManifest } from '../io/pipeline';
+import { folderFiles, readPipelineManifest } from '../io/pipeline';
 import { isTextPipelineFolder } from '../pipelines/evaluateText';
 import { loadPngTensor, saveImageGrid, saveImages } from '../io/png';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
@@ -105,7 +106,7 @@ async function sampleVariations(args: SampleArgs): Promise<Job> {
   const manifest = await readPipelineManifest(args.pipeline);
   if (manifest.design !== 'unclip') throw new Error(`--image (image variations) needs an unclip pipeline; ${args.pipeline} is '${manifest.design}'`);
   for (const f of files) if (!fs.existsSync(f)) throw new Error(`--image ${f} does not exist`);
-  const pipeline = await loadUnclipPipeline(args.pipeline, manifest);
+  const pipeline = await loadUnclipPipeline(folderFiles(args.pipeline), manifest);
   const inputs = tf.tidy(() => {
     const loaded = files.map((f) => loadPngTensor(f));
     const shapes = loaded.map((t) => t.shape.join('x'));

@@ -1,7 +1,7 @@
 /**
- * Pipeline folders: a directory holding the trained parts of one text-to-image
- * system and a `pipeline.json` manifest naming them, so a pipeline is loaded by
- * reading its manifest, never by parsing folder or file names.
+ * Pipeline folders on disk (Node): a directory holding the trained parts of one
+ * text-to-image system and a `pipeline.json` manifest naming them (the manifest
+ * itself: io/pipelineManifest.ts; reading parts from any source: io/pipelineFiles.ts).
  *
  *   checkpoints/mnist-latent/
  *     pipeline.json          { "format_version": 1, "library": "tfjs-diffusion@0.1.0",
@@ -17,86 +17,10 @@
  */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { version } from '../../package.json';
 import { writeFileAtomic } from './atomicWrite';
-import { readSafetensorsHeader } from './safetensors';
-
-/** Written into every file this library produces (checkpoint metadata, manifests). */
-export const LIBRARY_ID = `tfjs-diffusion@${version}`;
-
-export const PIPELINE_MANIFEST_FILE = 'pipeline.json';
-export const PIPELINE_FORMAT_VERSION = 1;
-
-/**
- * pixel: diffusion on pixels (Imagen-like base model); latent: diffusion in an
- * autoencoder's latent space (Stable-Diffusion-like); cascade: a base model plus
- * super-resolution stages; unclip: text embedding -> prior -> image-embedding decoder (DALL-E 2-like).
- */
-export type PipelineDesign = 'pixel' | 'latent' | 'cascade' | 'unclip';
-export const PIPELINE_DESIGNS: readonly PipelineDesign[] = ['pixel', 'latent', 'cascade', 'unclip'];
-
-export interface PipelinePart {
-  /** Path of the part's safetensors file, relative to the folder. */
-  file: string;
-  /** What the file holds, e.g. 'unet' | 'autoencoder' | 'text-encoder'; matches the file's `kind` metadata. */
-  kind: string;
-  description?: string;
-}
-
-export interface PipelineManifest {
-  format_version: 1;
-  /** The library (and version) that wrote the manifest. */
-  library: string;
-  design: PipelineDesign;
-  /** Parts by role ('unet', 'vae', 'text_encoder', 'upsampler_1', ...). */
-  parts: Record<string, PipelinePart>;
-  /** Sampling defaults (steps, guidance scale, sampler, ...): interpreted by the pipeline, not here. */
-  defaults?: Record<string, unknown>;
-}
-
-/** What a caller supplies; the writer fills in `format_version` and `library`. */
-export type PipelineManifestInput = Omit<PipelineManifest, 'format_version' | 'library'>;
-
-const TOP_KEYS = ['format_version', 'library', 'design', 'parts', 'defaults'];
-const PART_KEYS = ['file', 'kind', 'description'];
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Checks the manifest's structure (no file access). Errors start with `where`. */
-function validateManifest(m: unknown, where: string): PipelineManifest {
-  if (!isPlainObject(m)) throw new Error(`${where}: manifest must be a JSON object`);
-  const unknown = Object.keys(m).filter((k) => !TOP_KEYS.includes(k));
-  if (unknown.length > 0) throw new Error(`${where}: unknown field(s) ${unknown.map((k) => `'${k}'`).join(', ')} (allowed: ${TOP_KEYS.join(', ')})`);
-  if (m.format_version !== PIPELINE_FORMAT_VERSION) {
-    throw new Error(`${where}: unknown format_version ${JSON.stringify(m.format_version)} (this library reads ${PIPELINE_FORMAT_VERSION})`);
-  }
-  if (typeof m.library !== 'string') throw new Error(`${where}: 'library' must be a string`);
-  if (typeof m.design !== 'string' || !(PIPELINE_DESIGNS as readonly string[]).includes(m.design)) {
-    throw new Error(`${where}: unknown design ${JSON.stringify(m.design)} (expected one of ${PIPELINE_DESIGNS.join(', ')})`);
-  }
-  if (!isPlainObject(m.parts) || Object.keys(m.parts).length === 0) throw new Error(`${where}: 'parts' must be a non-empty object {role: {file, kind}}`);
-  const parts: Record<string, PipelinePart> = {};
-  for (const [role, p] of Object.entries(m.parts)) {
-    const what = `${where}: part '${role}'`;
-    if (!isPlainObject(p)) throw new Error(`${what} must be an object {file, kind, description?}`);
-    const extra = Object.keys(p).filter((k) => !PART_KEYS.includes(k));
-    if (extra.length > 0) throw new Error(`${what}: unknown field(s) ${extra.map((k) => `'${k}'`).join(', ')} (allowed: ${PART_KEYS.join(', ')})`);
-    if (typeof p.file !== 'string' || p.file.length === 0) throw new Error(`${what}: 'file' must be a non-empty relative path`);
-    if (typeof p.kind !== 'string' || p.kind.length === 0) throw new Error(`${what}: 'kind' must be a non-empty string`);
-    if (p.description !== undefined && typeof p.description !== 'string') throw new Error(`${what}: 'description' must be a string`);
-    parts[role] = { file: p.file, kind: p.kind, ...(p.description !== undefined ? { description: p.description } : {}) };
-  }
-  if (m.defaults !== undefined && !isPlainObject(m.defaults)) throw new Error(`${where}: 'defaults' must be an object`);
-  return {
-    format_version: PIPELINE_FORMAT_VERSION,
-    library: m.library,
-    design: m.design as PipelineDesign,
-    parts,
-    ...(m.defaults !== undefined ? { defaults: m.defaults as Record<string, unknown> } : {}),
-  };
-}
+import { readSafetensorsHeader } from './safetensorsFile';
+import { LIBRARY_ID, parsePipelineManifest, pipelinePart, PipelineManifest, PipelineManifestInput, PIPELINE_FORMAT_VERSION, PIPELINE_MANIFEST_FILE, validatePipelineManifest } from './pipelineManifest';
+import { PipelineFiles } from './pipelineFiles';
 
 /** True when `child` (absolute) is strictly inside `parent` (absolute). */
 function isInside(parent: string, child: string): boolean {
@@ -139,7 +63,7 @@ async function checkPartFiles(dir: string, manifest: PipelineManifest, where: st
  */
 export async function writePipelineManifest(dir: string, input: PipelineManifestInput): Promise<PipelineManifest> {
   const file = path.join(dir, PIPELINE_MANIFEST_FILE);
-  const manifest = validateManifest({ format_version: PIPELINE_FORMAT_VERSION, library: LIBRARY_ID, ...input }, file);
+  const manifest = validatePipelineManifest({ format_version: PIPELINE_FORMAT_VERSION, library: LIBRARY_ID, ...input }, file);
   await checkPartFiles(dir, manifest, file);
   await writeFileAtomic(file, `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
@@ -154,22 +78,41 @@ export async function readPipelineManifest(dir: string): Promise<PipelineManifes
   } catch (e) {
     throw new Error(`${file}: cannot read the pipeline manifest (${(e as Error).message})`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  const manifest = validateManifest(json, file);
+  const manifest = parsePipelineManifest(text, file);
   await checkPartFiles(dir, manifest, file);
   return manifest;
 }
 
 /** Absolute path of the part playing `role`; the error lists the roles the manifest has. */
 export function pipelinePartPath(dir: string, manifest: PipelineManifest, role: string): string {
-  const part = Object.prototype.hasOwnProperty.call(manifest.parts, role) ? manifest.parts[role] : undefined;
-  if (!part) {
-    throw new Error(`${path.join(dir, PIPELINE_MANIFEST_FILE)}: no part '${role}' (parts: ${Object.keys(manifest.parts).join(', ')})`);
-  }
-  return path.resolve(dir, part.file);
+  return path.resolve(dir, pipelinePart(manifest, role, path.join(dir, PIPELINE_MANIFEST_FILE)).file);
+}
+
+/**
+ * A pipeline folder as PipelineFiles (what the core's loaders read): files are read
+ * on demand, and only inside the folder (also after resolving symlinks).
+ */
+export function folderFiles(dir: string): PipelineFiles {
+  const root = path.resolve(dir);
+  return {
+    location: dir,
+    where: (file) => path.join(dir, file),
+    read: async (file) => {
+      const abs = path.resolve(root, file);
+      if (path.isAbsolute(file) || !isInside(root, abs)) throw new Error(`${path.join(dir, file)}: outside the pipeline folder ${dir}`);
+      let real: string;
+      try {
+        real = await fsp.realpath(abs);
+      } catch {
+        throw new Error(`${path.join(dir, file)}: does not exist`);
+      }
+      if (!isInside(await fsp.realpath(root), real)) throw new Error(`${path.join(dir, file)}: resolves (via a symlink) outside the pipeline folder`);
+      try {
+        const bytes = await fsp.readFile(real);
+        return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      } catch (e) {
+        throw new Error(`${path.join(dir, file)}: cannot read (${(e as Error).message})`);
+      }
+    },
+  };
 }

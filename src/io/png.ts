@@ -1,6 +1,6 @@
 /**
- * PNG reading and writing (pngjs), plus conversions between image tensors in
- * [-1, 1] and uint8 pixels.
+ * PNG files (Node, pngjs): reading and writing, and image tensors saved as files.
+ * Pixels from tensors, grids and RGBA for a canvas: ./image.ts (runs anywhere).
  *
  * Channel convention: pixels are HWC uint8 with C = 1 (grayscale) or 3 (RGB).
  * `loadPng` returns 1 channel when the file's colour type is grayscale (with or
@@ -15,24 +15,7 @@ import * as path from 'path';
 import { PNG, ColorType } from 'pngjs';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomicSync } from './atomicWrite';
-
-export interface DecodedImage {
-  /** H*W*C uint8, row-major HWC. */
-  readonly data: Uint8Array;
-  readonly height: number;
-  readonly width: number;
-  /** 1 (grayscale) or 3 (RGB). */
-  readonly channels: number;
-}
-
-// helpers
-
-function checkDims(where: string, h: number, w: number, c: number): void {
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h <= 0 || w <= 0) {
-    throw new Error(`${where}: height and width must be positive integers, received ${h}x${w}`);
-  }
-  if (c !== 1 && c !== 3) throw new Error(`${where}: channels must be 1 or 3, received ${c}`);
-}
+import { checkDims, DecodedImage, GridOptions, makeGrid, tensorToImageBytes } from './image';
 
 // encode / decode
 
@@ -81,66 +64,12 @@ export function loadPng(filePath: string): DecodedImage {
 
 // tensors
 
-/** Pixels of a tensor in [-1, 1]: round((x + 1) * 127.5) clipped to [0, 255], same element order. */
-export async function tensorToImageBytes(x: tf.Tensor3D | tf.Tensor4D): Promise<Uint8Array> {
-  const bytes = tf.tidy(() => x.toFloat().add(1).mul(127.5).round().clipByValue(0, 255).toInt());
-  try {
-    return Uint8Array.from(await bytes.data());
-  } finally {
-    bytes.dispose();
-  }
-}
-
 /** Loads a PNG as a float32 [H, W, C] tensor in [-1, 1] (x / 127.5 - 1). */
 export function loadPngTensor(filePath: string): tf.Tensor3D {
   const img = loadPng(filePath);
   const f = new Float32Array(img.data.length);
   for (let i = 0; i < f.length; i++) f[i] = img.data[i] / 127.5 - 1;
   return tf.tensor3d(f, [img.height, img.width, img.channels], 'float32');
-}
-
-export interface GridOptions {
-  /** Images per row (default ceil(sqrt(B))). */
-  readonly cols?: number;
-  /** Pixels between cells and around the border (default 2). */
-  readonly padding?: number;
-  /** Byte value of the padding (default 0, black, as torchvision's make_grid). */
-  readonly padValue?: number;
-  readonly rowLabels?: never;
-}
-
-/**
- * Lays out B images (uint8 [B, H, W, C]) in a grid, row-major, with `padding`
- * pixels between cells and around the border:
- *   gridHeight = rows*(H + padding) + padding, rows = ceil(B / cols)
- * Empty trailing cells are left at padValue.
- */
-export function makeGrid(
-  pixels: Uint8Array, count: number, height: number, width: number, channels: number, options: GridOptions = {},
-): DecodedImage {
-  checkDims('makeGrid', height, width, channels);
-  const cols = options.cols ?? Math.max(1, Math.ceil(Math.sqrt(count)));
-  const padding = options.padding ?? 2;
-  const padValue = options.padValue ?? 0;
-  if (!Number.isInteger(cols) || cols < 1) throw new Error(`makeGrid: cols must be a positive integer, received ${cols}`);
-  if (!Number.isInteger(padding) || padding < 0) throw new Error(`makeGrid: padding must be a non-negative integer, received ${padding}`);
-  if (pixels.length !== count * height * width * channels) {
-    throw new Error(`makeGrid: ${pixels.length} bytes for ${count}x${height}x${width}x${channels}`);
-  }
-  const rows = Math.max(1, Math.ceil(count / cols));
-  const gh = rows * (height + padding) + padding;
-  const gw = cols * (width + padding) + padding;
-  const data = new Uint8Array(gh * gw * channels).fill(padValue);
-  const rowBytes = width * channels;
-  for (let b = 0; b < count; b++) {
-    const y0 = padding + Math.floor(b / cols) * (height + padding);
-    const x0 = padding + (b % cols) * (width + padding);
-    for (let y = 0; y < height; y++) {
-      const src = (b * height + y) * rowBytes;
-      data.set(pixels.subarray(src, src + rowBytes), ((y0 + y) * gw + x0) * channels);
-    }
-  }
-  return { data, height: gh, width: gw, channels };
 }
 
 /** Saves a batch [B, H, W, C] in [-1, 1] (C = 1 saved as gray, or 3) as one PNG grid. */

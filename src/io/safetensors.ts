@@ -27,9 +27,7 @@
  * bytes and tensors are laid out by decreasing element size (so each one is aligned
  * to its own element size), in insertion order otherwise.
  */
-import { promises as fsp } from 'fs';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from './atomicWrite';
 
 // ---------------------------------------------------------------- types
 
@@ -330,6 +328,19 @@ function decodeTensor(name: string, info: SafeTensorInfo, bytes: Uint8Array, dat
 // ---------------------------------------------------------------- reading
 
 /**
+ * Validates the header of a file of `fileSize` bytes from its first bytes: `prefix` holds
+ * at least the 8 length bytes; returns the header length N when `prefix` is shorter than
+ * 8 + N (read that many and call again), else the parsed header.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, fileSize: number, sourceName: string): SafetensorsHeader | { needBytes: number } {
+  const n = headerLength(prefix.subarray(0, 8), fileSize, sourceName);
+  if (prefix.byteLength < 8 + n) return { needBytes: 8 + n };
+  const json = decodeHeaderJson(prefix.subarray(8, 8 + n), sourceName);
+  const { tensors, metadata } = validateHeader(json, fileSize - 8 - n, sourceName);
+  return { tensors, metadata, dataStart: 8 + n };
+}
+
+/**
  * Parses a whole safetensors file held in memory. Synchronous; validates everything
  * first. `sourceName` (usually the path) starts every error message.
  */
@@ -342,45 +353,6 @@ export function parseSafetensors(bytes: Uint8Array, sourceName: string): Safeten
   const tensors = new Map<string, SafeTensor>();
   for (const [name, info] of infos) tensors.set(name, decodeTensor(name, info, bytes, dataStart, sourceName));
   return { tensors, metadata };
-}
-
-/** Reads and validates a safetensors file (plain typed arrays, no tf). */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Buffer;
-  try {
-    bytes = await fsp.readFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  return parseSafetensors(bytes, path);
-}
-
-/**
- * Reads and validates only the header of a file (names, dtypes, shapes, metadata),
- * without reading the tensor data. The layout is checked against the real file size,
- * so a truncated or padded file is refused exactly as `readSafetensors` would.
- */
-export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
-  let fh: Awaited<ReturnType<typeof fsp.open>>;
-  try {
-    fh = await fsp.open(path, 'r');
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  try {
-    const { size } = await fh.stat();
-    const prefix = new Uint8Array(8);
-    await fh.read(prefix, 0, Math.min(8, size), 0);
-    const n = headerLength(prefix, size, path);
-    const headerBytes = new Uint8Array(n);
-    const { bytesRead } = await fh.read(headerBytes, 0, n, 8);
-    if (bytesRead !== n) throw new Error(`${path}: could read only ${bytesRead} of ${n} header bytes`);
-    const json = decodeHeaderJson(headerBytes, path);
-    const { tensors, metadata } = validateHeader(json, size - 8 - n, path);
-    return { tensors, metadata, dataStart: 8 + n };
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
@@ -508,16 +480,6 @@ export function serializeSafetensors(
   const dataStart = 8 + padded;
   plan.forEach(({ t, dtype }, i) => encodeTensor(t, dtype, out.subarray(dataStart + ranges[i][0], dataStart + ranges[i][1])));
   return out;
-}
-
-/** Serializes and writes atomically (see atomicWrite.ts). */
-export async function writeSafetensors(
-  path: string,
-  tensors: ReadonlyMap<string, SafeTensor>,
-  metadata: Readonly<Record<string, string>> = {},
-  options: SerializeOptions = {},
-): Promise<void> {
-  await writeFileAtomic(path, serializeSafetensors(tensors, metadata, options));
 }
 
 // ---------------------------------------------------------------- tf helpers

@@ -37,6 +37,7 @@ import { GroupNorm } from '../nn/groupNorm';
 import { SelfAttention } from '../nn/attention';
 import { upsampleNearest2x } from '../nn/upsample';
 import { ModuleList } from './unetBlocks';
+import { Checkpoint, loadCheckpointWeights } from '../io/checkpoint';
 
 // ----------------------------------------------------------------------------
 // config
@@ -440,4 +441,54 @@ export class Autoencoder extends Module {
     });
     return { reconstruction, mean: posterior.mean, logvar: posterior.logvar };
   }
+}
+
+// ---------------------------------------------------------------- checkpoint
+
+/** `kind` of autoencoder weight files. */
+export const AUTOENCODER_KIND = 'autoencoder';
+
+/** The metadata `config` of an autoencoder weight file. */
+export interface AutoencoderCheckpointConfig {
+  readonly autoencoder: AutoencoderConfig;
+  readonly dataset: string;
+  /** Size of the dataset's images before padding to sampleSize (e.g. 28 for MNIST). */
+  readonly imageHeight: number;
+  readonly imageWidth: number;
+  /** 1 / std of the latents (train/latentScale.ts), null until measured. */
+  readonly scaleFactor: number | null;
+}
+
+/** Validates the metadata `config` of an autoencoder weight file. */
+export function autoencoderCheckpointConfig(raw: unknown, file: string): AutoencoderCheckpointConfig {
+  const r = raw as Partial<AutoencoderCheckpointConfig> | null;
+  if (r === null || typeof r !== 'object' || typeof r.autoencoder !== 'object') throw new Error(`${file}: metadata config has no 'autoencoder' object`);
+  const autoencoder = autoencoderConfig(r.autoencoder);
+  return {
+    autoencoder,
+    dataset: typeof r.dataset === 'string' ? r.dataset : 'unknown',
+    imageHeight: typeof r.imageHeight === 'number' ? r.imageHeight : autoencoder.sampleSize,
+    imageWidth: typeof r.imageWidth === 'number' ? r.imageWidth : autoencoder.sampleSize,
+    scaleFactor: typeof r.scaleFactor === 'number' ? r.scaleFactor : null,
+  };
+}
+
+export interface LoadedAutoencoder {
+  readonly model: Autoencoder;
+  readonly config: AutoencoderCheckpointConfig;
+}
+
+/** Rebuilds an autoencoder from its checkpoint (config from the metadata). The caller disposes the model. */
+export function autoencoderFromCheckpoint(checkpoint: Checkpoint): LoadedAutoencoder {
+  const { info, source } = checkpoint;
+  if (info.kind !== AUTOENCODER_KIND) throw new Error(`${source}: expected a '${AUTOENCODER_KIND}' checkpoint, got kind '${info.kind}'`);
+  const config = autoencoderCheckpointConfig(info.config, source);
+  const model = new Autoencoder(config.autoencoder, new Rng('load'));
+  try {
+    loadCheckpointWeights(checkpoint, model, { expectKind: AUTOENCODER_KIND });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, config };
 }

@@ -36,6 +36,7 @@ import { Rng } from '../backend/random';
 import { ModuleList } from './unetBlocks';
 import { TextEncoder, TextEncoderConfig, textEncoderConfig } from './textEncoder';
 import { BYTE_VOCAB_SIZE, ByteTokenizer, TokenizerConfig, tokenizerConfig } from './tokenizer';
+import { Checkpoint, loadCheckpointWeights } from '../io/checkpoint';
 
 // ---------------------------------------------------------------- config
 
@@ -296,4 +297,25 @@ export function clipLoss(imageEmb: tf.Tensor2D, textEmb: tf.Tensor2D, scale: tf.
     const textToImage = tf.sum(tf.mul(tf.transpose(targets), tf.logSoftmax(tf.transpose(logits))));
     return tf.div(tf.add(imageToText, textToImage), -2 * b) as tf.Scalar;
   });
+}
+
+// ---------------------------------------------------------------- checkpoint
+
+/** `kind` of CLIP weight files. */
+export const CLIP_CHECKPOINT_KIND = 'clip';
+
+/** Rebuilds a CLIP from its checkpoint (config from the metadata's `clip` entry). The caller disposes it. */
+export function clipFromCheckpoint(checkpoint: Checkpoint): Clip {
+  const { info, source } = checkpoint;
+  if (info.kind !== CLIP_CHECKPOINT_KIND) throw new Error(`${source}: expected a '${CLIP_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
+  const config = (info.config as { clip?: ClipConfig } | null)?.clip;
+  if (config === undefined) throw new Error(`${source}: the metadata config has no 'clip' entry`);
+  const clip = new Clip(config);
+  try {
+    loadCheckpointWeights(checkpoint, clip, { expectKind: CLIP_CHECKPOINT_KIND });
+  } catch (e) {
+    clip.dispose();
+    throw e;
+  }
+  return clip;
 }

@@ -42,8 +42,10 @@ import { Activation, activation, silu } from '../nn/activations';
 import { timestepEmbedding } from '../nn/timestepEmbedding';
 import { Rng, randomNormal } from '../backend/random';
 import { PredictionType, PREDICTION_TYPES } from '../schedule/parameterization';
-import { Schedule } from '../schedule/schedule';
-import { Cond, Denoiser, SamplerName, SAMPLER_NAMES } from '../sample/types';
+import { makeSchedule, Schedule } from '../schedule/schedule';
+import { ScheduleConfig } from '../schedule/betas';
+import { Checkpoint, CheckpointInfo, loadCheckpointWeights } from '../io/checkpoint';
+import { Cond, Denoiser, SamplerName, SamplerOptions, SAMPLER_NAMES } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { sample } from '../sample/sample';
 import { l2Normalize } from './clip';
@@ -244,7 +246,7 @@ export function priorNullCond(prior: DiffusionPrior): Cond {
   return { textEmbedding: tf.zeros([1, prior.config.embedDim]), keep: tf.zeros([1, 1]) };
 }
 
-export interface PriorSamplingOptions {
+export interface PriorSamplingOptions extends Pick<SamplerOptions, 'onStep' | 'signal'> {
   /** Default 'ddim' (deterministic). */
   readonly sampler?: SamplerName;
   /** Denoiser evaluations (x2 with guidance != 1). */
@@ -298,6 +300,8 @@ export async function samplePriorEmbeddings(
       seed: opts.seed,
       firstIndex: opts.firstIndex ?? PRIOR_SAMPLING_DEFAULTS.firstIndex,
       cond,
+      ...(opts.onStep !== undefined ? { onStep: opts.onStep } : {}),
+      ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
     });
     const out = l2Normalize(x as tf.Tensor2D); // the scale drops out
     x.dispose();
@@ -305,4 +309,34 @@ export async function samplePriorEmbeddings(
   } finally {
     tf.dispose([cond.keep, ...(uncond === null ? [] : Object.values(uncond))]);
   }
+}
+
+// ---------------------------------------------------------------- checkpoint
+
+/** `kind` of prior weight files. */
+export const PRIOR_CHECKPOINT_KIND = 'prior';
+
+export interface LoadedPrior {
+  readonly prior: DiffusionPrior;
+  /** The schedule it was trained with. */
+  readonly schedule: Schedule;
+  readonly info: CheckpointInfo;
+}
+
+/** Rebuilds a prior from its checkpoint (config and schedule from the metadata). The caller disposes it. */
+export function priorFromCheckpoint(checkpoint: Checkpoint): LoadedPrior {
+  const { info, source } = checkpoint;
+  if (info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${source}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
+  const config = info.config as { prior?: PriorConfig; schedule?: ScheduleConfig } | null;
+  if (config?.prior === undefined) throw new Error(`${source}: the metadata config has no 'prior' entry`);
+  if (config.schedule === undefined) throw new Error(`${source}: the metadata config has no 'schedule' entry`);
+  const schedule = makeSchedule(config.schedule);
+  const prior = new DiffusionPrior(priorConfig(config.prior));
+  try {
+    loadCheckpointWeights(checkpoint, prior, { expectKind: PRIOR_CHECKPOINT_KIND });
+  } catch (e) {
+    prior.dispose();
+    throw e;
+  }
+  return { prior, schedule, info };
 }

@@ -33,6 +33,9 @@ import { Rng, randomNormal } from '../backend/random';
 import { BYTE_VOCAB_SIZE, ByteTokenizer } from './tokenizer';
 import { ModuleList } from './unetBlocks';
 
+/** The text condition of a dropped example (and the null of classifier-free guidance): the empty prompt. */
+export const NULL_PROMPT = '';
+
 // ---------------------------------------------------------------- config
 
 export interface TextEncoderConfig {

@@ -36,6 +36,7 @@ import { silu } from '../nn/activations';
 import { timestepEmbedding } from '../nn/timestepEmbedding';
 import { AttnBlock, CrossContext, ModuleList, ResBlock, TimeEmbeddingMlp, Upsample } from './unetBlocks';
 import { PredictionType, PREDICTION_TYPES } from '../schedule/parameterization';
+import { Checkpoint, loadCheckpointWeights } from '../io/checkpoint';
 
 // ----------------------------------------------------------------------------
 // config
@@ -519,4 +520,28 @@ function maskedMean(context: tf.Tensor3D, mask: tf.Tensor2D | null): tf.Tensor2D
     const count = tf.maximum(tf.sum(mask, 1, true), 1); // [B, 1]; an all-padding row pools to 0
     return tf.div(tf.sum(tf.mul(context, m), 1), count) as tf.Tensor2D;
   });
+}
+
+// ---------------------------------------------------------------- checkpoint
+
+/** `kind` of UNet weight files (every design's UNets: the config beside the weights says which). */
+export const UNET_KIND = 'unet';
+
+/** Throws unless the checkpoint holds a UNet (check before parsing its config). */
+export function checkUNetKind(checkpoint: Checkpoint): void {
+  const { info, source } = checkpoint;
+  if (info.kind !== UNET_KIND) throw new Error(`${source}: expected a '${UNET_KIND}' checkpoint, got kind '${info.kind}'`);
+}
+
+/** Builds a UNet of `config` (read from the checkpoint's metadata by its pipeline) holding the checkpoint's weights. The caller disposes it. */
+export function unetFromCheckpoint(checkpoint: Checkpoint, config: UNetConfig): UNet {
+  checkUNetKind(checkpoint);
+  const unet = new UNet(config, new Rng(0));
+  try {
+    loadCheckpointWeights(checkpoint, unet, { expectKind: UNET_KIND });
+  } catch (e) {
+    unet.dispose();
+    throw e;
+  }
+  return unet;
 }

@@ -20,7 +20,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import { fromTorchLayout } from '../io/torchLayout';
-import { readSafetensors, toTfTensors } from '../io/safetensors';
+import { toTfTensors } from '../io/safetensors';
+import { readSafetensors } from '../io/safetensorsFile';
 import { UNet, UNetConfig, unetConfig } from './unet';
 
 /** The peer's config as written by `torch_unet.py --export-reference`. */

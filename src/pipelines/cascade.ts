@@ -28,25 +28,23 @@
  * defaults may set sampler, steps, guidance, prompts (the base stage and the
  * CLI) and srSampler, srSteps, srGuidance, augLevel.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../backend/random';
-import { UNet } from '../models/unet';
+import { checkUNetKind, UNet } from '../models/unet';
+import { NULL_PROMPT } from '../models/textEncoder';
 import { makeSchedule, Schedule } from '../schedule/schedule';
-import { loadModelWeights, readModelConfig, saveModelWeights } from '../train/checkpoint';
-import { LowResConfig, checkAugLevel, resizeTo, augmentLowRes, samplingAugmentationNoise } from '../train/lowResConditioning';
-import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
-import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
+import { PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
+import { PipelineFiles, readManifest, readPart } from '../io/pipelineFiles';
+import { LowResConfig, checkAugLevel, resizeTo, augmentLowRes, samplingAugmentationNoise } from '../sample/lowResConditioning';
 import { sample } from '../sample/sample';
 import { SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
+import { batchCount, GenerateHooks, progressCounter } from './progress';
 import { defaultNumber, defaultSampler, PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
-import { encodePrompts, FrozenTextEncoder, loadTextEncoder, saveTextEncoder } from './textConditioning';
+import { encodePrompts, FrozenTextEncoder, textEncoderFromCheckpoint } from './textConditioning';
 import {
-  checkTextPipelineParts, generateFromText, stageOf, TextToImagePipeline, TextUNetCheckpointConfig, textUNetCheckpointConfig, TEXT_ENCODER_FILE,
+  checkTextPipelineParts, generateFromText, stageOf, stageUNetFromCheckpoint, TextToImagePipeline, TextUNetCheckpointConfig, textUNetCheckpointConfig,
 } from './textToImage';
 
 // ---------------------------------------------------------------- types
@@ -74,8 +72,10 @@ export interface CascadePipeline {
   readonly sr: SuperResolutionStage;
   readonly text: FrozenTextEncoder;
   readonly defaults: CascadeSamplingDefaults;
-  /** The pipeline folder. */
+  /** Where it was loaded from (folder, URL or label). */
   readonly source: string;
+  /** Training steps of the two UNets (null when not recorded). */
+  readonly steps: { readonly base: number | null; readonly sr: number | null };
   dispose(): void;
 }
 
@@ -120,46 +120,30 @@ export function checkCascadeParts(base: TextUNetCheckpointConfig, sr: TextUNetCh
   return ss.lowRes;
 }
 
-/** Reads, validates and builds one UNet part of a cascade (also the optional SR stage of an unclip pipeline). */
-export async function loadStageUNet(file: string): Promise<{ unet: UNet; config: TextUNetCheckpointConfig }> {
-  const info = await readModelConfig(file);
-  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  const config = textUNetCheckpointConfig(info.config, file);
-  const unet = new UNet(config.unet, new Rng(0));
-  try {
-    await loadModelWeights(file, unet, { expectKind: 'unet' });
-  } catch (e) {
-    unet.dispose();
-    throw e;
-  }
-  return { unet, config };
-}
-
-/** Loads a cascade pipeline folder (design 'cascade': parts text_encoder, base, sr). */
-export async function loadCascadePipeline(dir: string, manifest?: PipelineManifest): Promise<CascadePipeline> {
-  const m = manifest ?? (await readPipelineManifest(dir));
-  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
+/** Loads a cascade pipeline (design 'cascade': parts text_encoder, base, sr) from its files. */
+export async function loadCascadePipeline(files: PipelineFiles, manifest?: PipelineManifest): Promise<CascadePipeline> {
+  const m = manifest ?? (await readManifest(files));
+  const where = files.where(PIPELINE_MANIFEST_FILE);
   if (m.design !== 'cascade') throw new Error(`${where}: design '${m.design}' is not a cascade`);
-  const files = {
-    text: pipelinePartPath(dir, m, CASCADE_PARTS.textEncoder),
-    base: pipelinePartPath(dir, m, CASCADE_PARTS.base),
-    sr: pipelinePartPath(dir, m, CASCADE_PARTS.sr),
-  };
-  // Configs first: mismatched parts are refused before any weights are read.
-  const configs = await Promise.all([files.base, files.sr].map(async (f) => {
-    const info = await readModelConfig(f);
-    if (info.kind !== 'unet') throw new Error(`${f}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-    return textUNetCheckpointConfig(info.config, f);
-  }));
+  const [textPart, basePart, srPart] = [
+    await readPart(files, m, CASCADE_PARTS.textEncoder),
+    await readPart(files, m, CASCADE_PARTS.base),
+    await readPart(files, m, CASCADE_PARTS.sr),
+  ];
+  // Configs first: mismatched parts are refused before any weights are built.
+  const configs = [basePart, srPart].map((p) => {
+    checkUNetKind(p);
+    return textUNetCheckpointConfig(p.info.config, p.source);
+  });
   const defaults = cascadeSamplingDefaults(m.defaults, where);
-  const text = await loadTextEncoder(files.text);
+  const text = textEncoderFromCheckpoint(textPart);
   let base: UNet | null = null;
   let sr: UNet | null = null;
   let lowRes: LowResConfig;
   try {
     lowRes = checkCascadeParts(configs[0], configs[1], text, where);
-    base = (await loadStageUNet(files.base)).unet;
-    sr = (await loadStageUNet(files.sr)).unet;
+    base = stageUNetFromCheckpoint(basePart).unet;
+    sr = stageUNetFromCheckpoint(srPart).unet;
   } catch (e) {
     text.dispose();
     base?.dispose();
@@ -172,12 +156,13 @@ export async function loadCascadePipeline(dir: string, manifest?: PipelineManife
   return {
     base: {
       space: 'pixel', unet: baseNet, schedule: makeSchedule(baseConfig.schedule), config: baseConfig, text, autoencoder: null,
-      defaults, source: dir, dispose: () => undefined,
+      defaults, source: files.location, trainingStep: basePart.info.step, dispose: () => undefined,
     },
     sr: { unet: srNet, schedule: makeSchedule(srConfig.schedule), config: srConfig, lowRes },
     text,
     defaults,
-    source: dir,
+    source: files.location,
+    steps: { base: basePart.info.step, sr: srPart.info.step },
     dispose: () => {
       baseNet.dispose();
       srNet.dispose();
@@ -200,7 +185,7 @@ export function sampledLowResCondition(sr: SuperResolutionStage, xLow: tf.Tensor
   });
 }
 
-export interface SuperResolveOptions {
+export interface SuperResolveOptions extends GenerateHooks {
   /** One prompt per image (length B). */
   readonly prompts: readonly string[];
   /** The level the conditioning image was augmented at (embedded by the UNet). */
@@ -240,6 +225,7 @@ export async function superResolve(sr: SuperResolutionStage, text: FrozenTextEnc
       : base;
     const x = await sample(o.sampler, denoise, [b, S, S, C], schedule, {
       steps: o.steps, predictionType: unet.config.predictionType, seed: o.seed, firstIndex: o.firstIndex, cond, clip: o.clip,
+      ...progressCounter(o, o.steps).sampler('sr', true),
     });
     const out = tf.clipByValue(x, -1, 1) as tf.Tensor4D;
     x.dispose();
@@ -251,7 +237,7 @@ export async function superResolve(sr: SuperResolutionStage, text: FrozenTextEnc
 
 // ---------------------------------------------------------------- generation
 
-export interface CascadeGenerateOptions {
+export interface CascadeGenerateOptions extends GenerateHooks {
   /** One prompt per image (length n), or one prompt for all n. */
   readonly prompts: readonly string[];
   readonly n: number;
@@ -351,6 +337,7 @@ export async function generateCascade(
     if (!warned.has(m)) o.onWarn?.(m);
     warned.add(m);
   };
+  const progress = progressCounter(o, batchCount(o.n, o.batchSize) * (o.steps + (o.srSteps ?? o.steps)));
   const chunks: tf.Tensor4D[] = [];
   try {
     for (let start = 0; start < o.n; start += o.batchSize) {
@@ -360,12 +347,12 @@ export async function generateCascade(
       // 1. base sample at its own size (not cropped: the SR stage takes the whole padded image)
       const low = await generateFromText(p.base, {
         prompts: batchPrompts, n: b, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: first,
-        clip: o.clip, batchSize: b, cropToImageSize: false, onWarn,
+        clip: o.clip, batchSize: b, cropToImageSize: false, onWarn, ...progress.nested('base'),
       });
       // 2. resize + noise augmentation at augLevel, 3. super-resolution
       chunks.push(await superResolveBatch(p.sr, p.text, low, {
         prompts: batchPrompts, augLevel: o.augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps,
-        guidance: o.srGuidance ?? o.guidance, seed: o.seed, firstIndex: first, clip: srClip, onWarn,
+        guidance: o.srGuidance ?? o.guidance, seed: o.seed, firstIndex: first, clip: srClip, onWarn, ...progress.nested('sr'),
       }));
     }
     // 4. crop to the data size
@@ -380,70 +367,4 @@ export async function generateCascade(
   } finally {
     tf.dispose(chunks);
   }
-}
-
-// ---------------------------------------------------------------- assembling a folder from two runs
-
-export interface CascadeAssembly {
-  /** Run folder of the base stage (trainTextDiffusion with stage 'base'): model.safetensors, text_encoder.safetensors. */
-  readonly baseRun: string;
-  /** Run folder of the super-resolution stage. */
-  readonly srRun: string;
-  /** A UNet file of the base run to ship instead of model.safetensors (e.g. snapshots/step_002000.safetensors). */
-  readonly baseUnet?: string;
-  readonly srUnet?: string;
-  /** Weight storage of the shipped files (float16 halves them). Default float32. */
-  readonly storage?: 'float32' | 'float16';
-  /** Sampling defaults written to the manifest. */
-  readonly defaults?: CascadeSamplingDefaults;
-}
-
-/** Re-saves a UNet checkpoint (weights, config, step, seed and training command kept) with the chosen storage. */
-export async function copyUNet(from: string, to: string, storage: 'float32' | 'float16'): Promise<void> {
-  const info = await readModelConfig(from);
-  const { unet } = await loadStageUNet(from);
-  try {
-    await saveModelWeights(to, unet, {
-      kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage,
-    });
-  } finally {
-    unet.dispose();
-  }
-}
-
-/**
- * Writes a cascade pipeline folder `dir` from a base run and an SR run: base.safetensors,
- * sr.safetensors, text_encoder.safetensors and pipeline.json. The parts are checked
- * to fit together (stages, sizes, text encoder) before anything is written.
- */
-export async function writeCascadePipeline(dir: string, a: CascadeAssembly): Promise<PipelineManifest> {
-  const storage = a.storage ?? 'float32';
-  const baseFile = path.resolve(a.baseRun, a.baseUnet ?? WEIGHTS_FILE);
-  const srFile = path.resolve(a.srRun, a.srUnet ?? WEIGHTS_FILE);
-  const [baseInfo, srInfo] = await Promise.all([readModelConfig(baseFile), readModelConfig(srFile)]);
-  const baseConfig = textUNetCheckpointConfig(baseInfo.config, baseFile);
-  const srConfig = textUNetCheckpointConfig(srInfo.config, srFile);
-  const text = await loadTextEncoder(path.join(a.baseRun, TEXT_ENCODER_FILE));
-  try {
-    checkCascadeParts(baseConfig, srConfig, text, `writeCascadePipeline(${dir})`);
-    fs.mkdirSync(dir, { recursive: true });
-    await saveTextEncoder(path.join(dir, 'text_encoder.safetensors'), text, { storage, command: (await readModelConfig(text.source)).command ?? undefined });
-  } finally {
-    text.dispose();
-  }
-  await copyUNet(baseFile, path.join(dir, 'base.safetensors'), storage);
-  await copyUNet(srFile, path.join(dir, 'sr.safetensors'), storage);
-  const s = baseConfig.unet.sampleSize;
-  const S = srConfig.unet.sampleSize;
-  const manifest = await writePipelineManifest(dir, {
-    design: 'cascade',
-    parts: {
-      [CASCADE_PARTS.textEncoder]: { file: 'text_encoder.safetensors', kind: 'text-encoder', description: `frozen CLIP text tower, ${storage}` },
-      [CASCADE_PARTS.base]: { file: 'base.safetensors', kind: 'unet', description: `text-conditional base UNet ${s}x${s} (EMA) after ${baseInfo.step} steps, ${baseConfig.dataset}, ${storage}` },
-      [CASCADE_PARTS.sr]: { file: 'sr.safetensors', kind: 'unet', description: `text-conditional super-resolution UNet ${s}x${s} -> ${S}x${S} (EMA) after ${srInfo.step} steps, ${storage}` },
-    },
-    ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}),
-  });
-  (await loadCascadePipeline(dir, manifest)).dispose(); // what was written loads
-  return manifest;
 }

@@ -18,8 +18,8 @@ import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
-import { readModelConfig } from '../train/checkpoint';
-import { generate, loadPixelPipeline } from './pixelDiffusion';
+import { generate } from './pixelDiffusion';
+import { loadPixelPipeline } from '../node/loadPipeline';
 import * as path from 'path';
 
 export interface PixelEvalOptions {
@@ -150,10 +150,9 @@ export async function evaluatePixelPipeline(opts: PixelEvalOptions): Promise<Pix
     const gen = await extractSourceFeatures(generated, extractor, { keepFeatures: opts.kid, batchSize: opts.batchSize });
     const fd = frechetDistance(gen.stats.gaussian(), reference.stats.gaussian());
     const kid = opts.kid && gen.features !== null && reference.features !== null ? await kernelInceptionDistance(gen.features, reference.features) : null;
-    const { step } = await readModelConfig(pipeline.source);
     return {
       pipeline: pipeline.source,
-      step,
+      step: pipeline.trainingStep,
       dataset: opts.dataset,
       n: opts.n,
       referenceCount: reference.count,

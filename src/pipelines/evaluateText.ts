@@ -51,11 +51,13 @@ import { clipScore, digitPrompts, toClipInput } from '../eval/clipScore';
 import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
 import { saveImageGrid } from '../io/png';
-import { PIPELINE_MANIFEST_FILE, readPipelineManifest } from '../io/pipeline';
+import { readPipelineManifest } from '../io/pipeline';
+import { PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
 import { SamplerName } from '../sample/types';
 import { PixelEvalResult } from './evaluatePixel';
 import { TextToImagePipeline } from './textToImage';
-import { loadTextPipeline, TextPipeline, TextPipelineDesign, textToImageAsTextPipeline } from './loadPipeline';
+import { TextPipeline, TextPipelineDesign, textToImageAsTextPipeline } from './loadPipeline';
+import { loadTextPipeline } from '../node/loadPipeline';
 
 // ---------------------------------------------------------------- datasets and prompts
 

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ImageDataset, validateDataset } from '../data/dataset';
 import { fixedBatch } from '../data/batches';
 import { Autoencoder } from '../models/autoencoder';
-import { readSafetensors, writeSafetensors } from '../io/safetensors';
+import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
 
 export interface LatentEncodingOptions {
   /** z' = scaleFactor * mean(q(z | x)). */

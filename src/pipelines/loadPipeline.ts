@@ -1,37 +1,48 @@
 /**
- * One interface over the text-to-image pipeline designs, for callers that only
- * need images from prompts (the `sample` and `eval` commands, evaluateText.ts):
+ * One loader and one interface over every pipeline design (runs anywhere):
  *
  *   pixel, latent   a UNet (+ decoder) and a text encoder     pipelines/textToImage.ts
+ *   pixel (class)   a label-conditional UNet                  pipelines/pixelDiffusion.ts
  *   cascade         base UNet -> super-resolution UNet        pipelines/cascade.ts
  *   unclip          CLIP text embedding -> prior -> decoder   pipelines/unclip.ts
  *
- * The design is read from pipeline.json. `generate` fills the sampler, steps
- * and guidance the caller leaves out from the manifest's defaults, then from
- * the design's own defaults (TEXT_GENERATE_DEFAULTS, CASCADE_GENERATE_DEFAULTS,
- * UNCLIP_GENERATE_DEFAULTS); a cascade also takes its SR-stage settings and
- * augmentation level from the manifest, an unclip pipeline its prior's sampler,
- * steps and guidance (sampler / steps / guidance are its decoder's) and, with
- * an optional super-resolution stage, that stage's settings as a cascade does.
+ * `loadPipeline(source)` reads pipeline.json and the parts it names from a base URL
+ * (fetched, with progress over bytes), a map of file name -> bytes (bundlers, tests, a
+ * folder a user dropped) or any PipelineFiles; the Node entry also takes a folder path
+ * (node/loadPipeline.ts). The design is read from the manifest.
+ *
+ * `generate` fills the sampler, steps and guidance the caller leaves out from the
+ * manifest's defaults, then from the design's own defaults (TEXT_GENERATE_DEFAULTS,
+ * CASCADE_GENERATE_DEFAULTS, UNCLIP_GENERATE_DEFAULTS, GENERATE_DEFAULTS); a cascade also
+ * takes its SR-stage settings and augmentation level from the manifest, an unclip pipeline
+ * its prior's sampler, steps and guidance (sampler / steps / guidance are its decoder's)
+ * and, with an optional super-resolution stage, that stage's settings as a cascade does.
+ * Every design reports each denoising step (`onStep`) and stops on an AbortSignal.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { readModelConfig } from '../train/checkpoint';
-import { readPipelineManifest, pipelinePartPath, PIPELINE_MANIFEST_FILE, PipelineDesign } from '../io/pipeline';
+import { FileMap, filesFromMap, filesFromUrl, PipelineFiles, readManifest, UrlFilesOptions } from '../io/pipelineFiles';
+import { PipelineDesign, PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
 import { SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
 import { generateFromText, loadTextToImagePipeline, TextToImagePipeline, TEXT_GENERATE_DEFAULTS } from './textToImage';
-import { CascadePipeline, CascadeSamplingDefaults, CASCADE_GENERATE_DEFAULTS, CASCADE_PARTS, generateCascade, loadCascadePipeline } from './cascade';
+import { CascadePipeline, CascadeSamplingDefaults, CASCADE_GENERATE_DEFAULTS, generateCascade, loadCascadePipeline } from './cascade';
 import { generateUnclip, loadUnclipPipeline, UnclipPipeline, UnclipSamplingDefaults, UNCLIP_GENERATE_DEFAULTS } from './unclip';
+import { generate, GENERATE_DEFAULTS, loadPixelPipelineFiles, PixelPipeline } from './pixelDiffusion';
+import { GenerateHooks } from './progress';
 
 export type TextPipelineDesign = PipelineDesign;
+
+/** What conditions the images: prompts, class labels, or nothing. */
+export type PipelineConditioning = 'text' | 'class' | 'none';
 
 /** The manifest defaults any design may set (all optional): a cascade's SR-stage and an unclip pipeline's prior settings included. */
 export type TextPipelineDefaults = CascadeSamplingDefaults & UnclipSamplingDefaults;
 
-export interface TextPipelineGenerateOptions {
-  /** One prompt per image (length n), or one prompt for all n. */
-  readonly prompts: readonly string[];
+export interface PipelineGenerateOptions extends GenerateHooks {
+  /** Text pipelines: one prompt per image (length n), or one prompt for all n. */
+  readonly prompts?: readonly string[];
+  /** Class pipelines: one label per image (length n), or one label for all n. */
+  readonly labels?: readonly number[];
   readonly n: number;
   /**
    * Default: the manifest's, then the design's. (A cascade: the base stage's; its SR stage takes the manifest's
@@ -55,8 +66,14 @@ export interface TextPipelineGenerateOptions {
   readonly onWarn?: (message: string) => void;
 }
 
-export interface TextPipeline {
-  readonly design: TextPipelineDesign;
+/** @deprecated the name of PipelineGenerateOptions before class pipelines shared it. */
+export type TextPipelineGenerateOptions = PipelineGenerateOptions & { readonly prompts: readonly string[] };
+
+export interface Pipeline {
+  readonly design: PipelineDesign;
+  readonly conditioning: PipelineConditioning;
+  /** Class pipelines: the label names (index = label); else null. */
+  readonly classNames: readonly string[] | null;
   /** The dataset the pipeline was trained on. */
   readonly dataset: string;
   /** Side and channels of the images `generate` returns. */
@@ -64,32 +81,43 @@ export interface TextPipeline {
   readonly imageChannels: number;
   /** The manifest's sampling defaults (a cascade's include its SR-stage settings, an unclip pipeline's its prior's). */
   readonly defaults: TextPipelineDefaults;
-  /** The pipeline folder. */
+  /** Where it was loaded from: the folder, the base URL, or the label of a file map. */
   readonly source: string;
   /** Training step of the UNet that makes the final images (a cascade: its SR stage; unclip: its SR stage, else its decoder), or null when not recorded. */
   readonly trainingStep: number | null;
   /** Images [n, imageSize, imageSize, imageChannels] in [-1, 1] (the caller disposes them). */
-  generate(options: TextPipelineGenerateOptions): Promise<tf.Tensor4D>;
+  generate(options: PipelineGenerateOptions): Promise<tf.Tensor4D>;
   /** One line: design, stages, sizes, steps. */
   describe(): string;
   dispose(): void;
 }
 
+/** @deprecated the name of Pipeline before class pipelines shared it. */
+export type TextPipeline = Pipeline;
+
+function promptsOf(o: PipelineGenerateOptions, design: string): readonly string[] {
+  if (o.labels !== undefined) throw new Error(`generate: this ${design} pipeline is text-to-image: pass prompts, not labels`);
+  if (o.prompts === undefined) throw new Error(`generate: this ${design} pipeline is text-to-image: pass prompts`);
+  return o.prompts;
+}
+
 // ---------------------------------------------------------------- adapters
 
 /** A loaded pixel / latent text-to-image pipeline behind the common interface (disposing it disposes `p`). */
-export function textToImageAsTextPipeline(p: TextToImagePipeline, trainingStep: number | null): TextPipeline {
+export function textToImageAsTextPipeline(p: TextToImagePipeline, trainingStep: number | null = p.trainingStep): Pipeline {
   const u = p.unet.config;
   return {
     design: p.space,
+    conditioning: 'text',
+    classNames: null,
     dataset: p.config.dataset,
     imageSize: p.config.imageSize,
     imageChannels: p.config.imageChannels,
     defaults: p.defaults,
     source: p.source,
     trainingStep,
-    generate: (o) => generateFromText(p, {
-      prompts: o.prompts, n: o.n, seed: o.seed,
+    generate: async (o) => generateFromText(p, {
+      prompts: promptsOf(o, p.space), n: o.n, seed: o.seed, onStep: o.onStep, signal: o.signal,
       sampler: o.sampler ?? p.defaults.sampler ?? TEXT_GENERATE_DEFAULTS.sampler,
       steps: o.steps ?? p.defaults.steps ?? TEXT_GENERATE_DEFAULTS.steps,
       guidance: o.guidance ?? p.defaults.guidance ?? TEXT_GENERATE_DEFAULTS.guidance,
@@ -105,21 +133,23 @@ export function textToImageAsTextPipeline(p: TextToImagePipeline, trainingStep: 
 }
 
 /** A loaded cascade behind the common interface (disposing it disposes `p`). */
-export function cascadeAsTextPipeline(p: CascadePipeline, steps: { base: number | null; sr: number | null }): TextPipeline {
+export function cascadeAsTextPipeline(p: CascadePipeline, steps: { base: number | null; sr: number | null } = p.steps): Pipeline {
   const d = p.defaults;
   const s = p.base.unet.config.sampleSize;
   const S = p.sr.unet.config.sampleSize;
   const c = p.sr.config;
   return {
     design: 'cascade',
+    conditioning: 'text',
+    classNames: null,
     dataset: c.dataset,
     imageSize: c.imageSize,
     imageChannels: c.imageChannels,
     defaults: d,
     source: p.source,
     trainingStep: steps.sr,
-    generate: (o) => generateCascade(p, {
-      prompts: o.prompts, n: o.n, seed: o.seed,
+    generate: async (o) => generateCascade(p, {
+      prompts: promptsOf(o, 'cascade'), n: o.n, seed: o.seed, onStep: o.onStep, signal: o.signal,
       sampler: o.sampler ?? d.sampler ?? CASCADE_GENERATE_DEFAULTS.sampler,
       steps: o.steps ?? d.steps ?? CASCADE_GENERATE_DEFAULTS.steps,
       guidance: o.guidance ?? d.guidance ?? CASCADE_GENERATE_DEFAULTS.guidance,
@@ -139,7 +169,7 @@ export function cascadeAsTextPipeline(p: CascadePipeline, steps: { base: number 
 }
 
 /** A loaded unclip pipeline behind the common interface (disposing it disposes `p`); images at its SR stage's size when it has one. */
-export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
+export function unclipAsTextPipeline(p: UnclipPipeline): Pipeline {
   const d = p.defaults;
   const c = p.decoder.config;
   const u = p.decoder.unet.config;
@@ -149,14 +179,16 @@ export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
     `${sr.lowRes.resize} x${sr.lowRes.factor}, trained augmentation levels 0..${sr.lowRes.maxAugLevel})`;
   return {
     design: 'unclip',
+    conditioning: 'text',
+    classNames: null,
     dataset: final.dataset,
     imageSize: final.imageSize,
     imageChannels: final.imageChannels,
     defaults: d,
     source: p.source,
     trainingStep: sr !== null ? p.steps.sr : p.steps.decoder,
-    generate: (o) => generateUnclip(p, {
-      prompts: o.prompts, n: o.n, seed: o.seed,
+    generate: async (o) => generateUnclip(p, {
+      prompts: promptsOf(o, 'unclip'), n: o.n, seed: o.seed, onStep: o.onStep, signal: o.signal,
       sampler: o.sampler ?? d.sampler ?? UNCLIP_GENERATE_DEFAULTS.sampler,
       steps: o.steps ?? d.steps ?? UNCLIP_GENERATE_DEFAULTS.steps,
       guidance: o.guidance ?? d.guidance ?? UNCLIP_GENERATE_DEFAULTS.guidance,
@@ -180,29 +212,81 @@ export function unclipAsTextPipeline(p: UnclipPipeline): TextPipeline {
   };
 }
 
+/** A loaded class-conditional (or unconditional) pixel pipeline behind the common interface (disposing it disposes `p`). */
+export function pixelAsPipeline(p: PixelPipeline): Pipeline {
+  const c = p.config;
+  const u = p.unet.config;
+  const d = p.defaults;
+  const conditioning: PipelineConditioning = u.numClasses === null ? 'none' : 'class';
+  return {
+    design: 'pixel',
+    conditioning,
+    classNames: u.numClasses === null ? null : (c.classNames ?? Array.from({ length: u.numClasses }, (_, i) => String(i))),
+    dataset: c.dataset,
+    imageSize: c.imageSize,
+    imageChannels: u.outChannels,
+    defaults: d,
+    source: p.source,
+    trainingStep: p.trainingStep,
+    generate: async (o) => {
+      if (o.prompts !== undefined) throw new Error(`generate: this pixel pipeline is ${conditioning === 'class' ? 'class-conditional: pass labels' : 'unconditional: pass no prompts'}, not prompts`);
+      return await generate(p, {
+        labels: o.labels ?? null, n: o.n, seed: o.seed, onStep: o.onStep, signal: o.signal,
+        sampler: o.sampler ?? d.sampler ?? GENERATE_DEFAULTS.sampler,
+        steps: o.steps ?? d.steps ?? GENERATE_DEFAULTS.steps,
+        guidance: o.guidance ?? d.guidance ?? GENERATE_DEFAULTS.guidance,
+        firstIndex: o.firstIndex ?? GENERATE_DEFAULTS.firstIndex,
+        batchSize: o.batchSize ?? GENERATE_DEFAULTS.batchSize,
+        ...(o.clip !== undefined ? { clip: o.clip } : {}),
+      });
+    },
+    describe: () => `${conditioning === 'class' ? 'class-conditional' : 'unconditional'} pixel pipeline ${p.source}: UNet ${u.sampleSize}x${u.sampleSize}x${u.inChannels} ` +
+      `(step ${p.trainingStep ?? '?'}${u.numClasses !== null ? `, ${u.numClasses} classes` : ''}), ${c.dataset} images ${c.imageSize}x${c.imageSize}x${u.outChannels}`,
+    dispose: () => p.dispose(),
+  };
+}
+
 // ---------------------------------------------------------------- loading
 
-/** Loads a text-to-image pipeline folder of any supported design. */
-export async function loadTextPipeline(dir: string): Promise<TextPipeline> {
-  const m = await readPipelineManifest(dir);
-  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
-  const stepOf = async (role: string): Promise<number | null> => (await readModelConfig(pipelinePartPath(dir, m, role))).step;
+/** Where `loadPipeline` reads from: a base URL, a map of file name -> bytes, or any PipelineFiles. */
+export type PipelineSource = string | FileMap | PipelineFiles;
+
+export type LoadPipelineOptions = UrlFilesOptions;
+
+function isPipelineFiles(source: FileMap | PipelineFiles): source is PipelineFiles {
+  return typeof (source as PipelineFiles).read === 'function' && typeof (source as PipelineFiles).where === 'function';
+}
+
+/** The PipelineFiles of a source: a string is a base URL (fetched), a map holds the bytes. */
+export function pipelineFiles(source: PipelineSource, options: LoadPipelineOptions = {}): PipelineFiles {
+  if (typeof source === 'string') return filesFromUrl(source, options);
+  if (isPipelineFiles(source)) return source;
+  return filesFromMap(source);
+}
+
+/** Loads a pipeline of any design from its files (the manifest read from them unless given). */
+export async function loadPipelineFromFiles(files: PipelineFiles, manifest?: PipelineManifest): Promise<Pipeline> {
+  const m = manifest ?? (await readManifest(files));
+  const where = files.where(PIPELINE_MANIFEST_FILE);
   switch (m.design) {
     case 'pixel':
-    case 'latent': {
-      if (!Object.prototype.hasOwnProperty.call(m.parts, 'text_encoder')) {
-        throw new Error(`${where}: a ${m.design} pipeline without a 'text_encoder' part is not text-to-image (a class-conditional pipeline: use loadPixelPipeline)`);
-      }
-      const step = await stepOf('unet');
-      return textToImageAsTextPipeline(await loadTextToImagePipeline(dir, m), step);
-    }
-    case 'cascade': {
-      const steps = { base: await stepOf(CASCADE_PARTS.base), sr: await stepOf(CASCADE_PARTS.sr) };
-      return cascadeAsTextPipeline(await loadCascadePipeline(dir, m), steps);
-    }
+    case 'latent':
+      if (m.design === 'pixel' && !Object.prototype.hasOwnProperty.call(m.parts, 'text_encoder')) return pixelAsPipeline(await loadPixelPipelineFiles(files, m));
+      return textToImageAsTextPipeline(await loadTextToImagePipeline(files, m));
+    case 'cascade':
+      return cascadeAsTextPipeline(await loadCascadePipeline(files, m));
     case 'unclip':
-      return unclipAsTextPipeline(await loadUnclipPipeline(dir, m));
+      return unclipAsTextPipeline(await loadUnclipPipeline(files, m));
     default:
       throw new Error(`${where}: unknown design '${String(m.design)}'`);
   }
+}
+
+/**
+ * Loads a pipeline of any design: `source` is a base URL ('/checkpoints/mnist-latent/'), a map
+ * of file name -> bytes (names relative to the pipeline folder; one common leading folder is
+ * dropped), or PipelineFiles. `options.onProgress` is told the bytes of each file as they arrive.
+ */
+export async function loadPipeline(source: PipelineSource, options: LoadPipelineOptions = {}): Promise<Pipeline> {
+  return loadPipelineFromFiles(pipelineFiles(source, options));
 }

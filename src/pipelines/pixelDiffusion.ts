@@ -6,20 +6,19 @@
  * A UNet checkpoint's `config` metadata holds { unet, schedule, dataset,
  * classNames }: everything needed to rebuild the model and sample from it.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../backend/random';
-import { UNet, UNetConfig, unetConfig } from '../models/unet';
+import { UNet, UNetConfig, unetConfig, checkUNetKind, unetFromCheckpoint } from '../models/unet';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
-import { loadModelWeights, readModelConfig } from '../train/checkpoint';
-import { readPipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipeline';
+import { Checkpoint } from '../io/checkpoint';
+import { PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
+import { PipelineFiles, readManifest, readPart } from '../io/pipelineFiles';
 import { sample } from '../sample/sample';
 import { SamplerName, SAMPLER_NAMES } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
+import { batchCount, GenerateHooks, progressCounter } from './progress';
 
 /** What a pixel UNet checkpoint stores as its config. */
 export interface PixelCheckpointConfig {
@@ -37,10 +36,12 @@ export interface PixelPipeline {
   readonly unet: UNet;
   readonly schedule: Schedule;
   readonly config: PixelCheckpointConfig;
-  /** The file the weights came from. */
+  /** Where it was loaded from: the pipeline's folder, URL or label, or a bare UNet file. */
   readonly source: string;
   /** Sampling defaults from the pipeline's manifest (empty for a bare .safetensors). */
   readonly defaults: PipelineSamplingDefaults;
+  /** Training step of the UNet (null when not recorded). */
+  readonly trainingStep: number | null;
   dispose(): void;
 }
 
@@ -87,7 +88,7 @@ export function samplingDefaults(raw: Record<string, unknown> | undefined, where
   return out;
 }
 
-export interface GenerateOptions {
+export interface GenerateOptions extends GenerateHooks {
   /** Number of images. */
   readonly n: number;
   /** Class label per image (length n), or one label for all; null for unconditional models. */
@@ -141,35 +142,21 @@ export function pixelCheckpointConfig(raw: unknown, source: string): PixelCheckp
   };
 }
 
-/** Resolves a pipeline folder (with pipeline.json) or a .safetensors file to the UNet weights file and the manifest's sampling defaults. */
-export async function resolveUNetFile(pathOrDir: string): Promise<{ file: string; defaults: PipelineSamplingDefaults }> {
-  if (!fs.existsSync(pathOrDir)) throw new Error(`${pathOrDir}: no such file or folder`);
-  if (fs.statSync(pathOrDir).isDirectory()) {
-    if (!fs.existsSync(path.join(pathOrDir, PIPELINE_MANIFEST_FILE))) {
-      throw new Error(`${pathOrDir}: a folder must contain ${PIPELINE_MANIFEST_FILE} (a pipeline), or pass the .safetensors file itself`);
-    }
-    const manifest = await readPipelineManifest(pathOrDir);
-    if (manifest.design !== 'pixel') throw new Error(`${pathOrDir}: design '${manifest.design}' is not a pixel pipeline`);
-    const part = manifest.parts.unet;
-    if (part === undefined) throw new Error(`${pathOrDir}: ${PIPELINE_MANIFEST_FILE} has no 'unet' part`);
-    return { file: path.join(pathOrDir, part.file), defaults: samplingDefaults(manifest.defaults, path.join(pathOrDir, PIPELINE_MANIFEST_FILE)) };
-  }
-  return { file: pathOrDir, defaults: {} };
+/** A pixel pipeline from its UNet checkpoint (and the manifest's sampling defaults, if any); `source` default: the checkpoint's. */
+export function pixelPipelineFromCheckpoint(checkpoint: Checkpoint, defaults: PipelineSamplingDefaults = {}, source: string = checkpoint.source): PixelPipeline {
+  checkUNetKind(checkpoint);
+  const config = pixelCheckpointConfig(checkpoint.info.config, checkpoint.source);
+  const unet = unetFromCheckpoint(checkpoint, config.unet);
+  return { unet, schedule: makeSchedule(config.schedule), config, source, defaults, trainingStep: checkpoint.info.step, dispose: () => unet.dispose() };
 }
 
-export async function loadPixelPipeline(pathOrDir: string): Promise<PixelPipeline> {
-  const { file, defaults } = await resolveUNetFile(pathOrDir);
-  const info = await readModelConfig(file);
-  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  const config = pixelCheckpointConfig(info.config, file);
-  const unet = new UNet(config.unet, new Rng(0));
-  try {
-    await loadModelWeights(file, unet, { expectKind: 'unet' });
-  } catch (e) {
-    unet.dispose();
-    throw e;
-  }
-  return { unet, schedule: makeSchedule(config.schedule), config, source: file, defaults, dispose: () => unet.dispose() };
+/** Loads a class-conditional (or unconditional) pixel pipeline (design 'pixel', a 'unet' part, no text encoder) from its files. */
+export async function loadPixelPipelineFiles(files: PipelineFiles, manifest?: PipelineManifest): Promise<PixelPipeline> {
+  const m = manifest ?? (await readManifest(files));
+  const where = files.where(PIPELINE_MANIFEST_FILE);
+  if (m.design !== 'pixel') throw new Error(`${where}: design '${m.design}' is not a pixel pipeline`);
+  const defaults = samplingDefaults(m.defaults, where);
+  return pixelPipelineFromCheckpoint(await readPart(files, m, 'unet'), defaults, files.location);
 }
 
 /** Generates n images [n, H, W, C] in [-1, 1] (the caller disposes the tensor). */
@@ -194,6 +181,7 @@ export async function generate(pipeline: PixelPipeline, options: Partial<Generat
   }
   const base = unetDenoiser(unet, { labelsValidated: true }); // labels checked above: no read-back per step
   const { sampleSize: s, inChannels: c } = unet.config;
+  const progress = progressCounter(o, batchCount(o.n, o.batchSize) * o.steps).sampler('unet', true);
   const chunks: tf.Tensor4D[] = [];
   try {
     for (let start = 0; start < o.n; start += o.batchSize) {
@@ -209,6 +197,7 @@ export async function generate(pipeline: PixelPipeline, options: Partial<Generat
           firstIndex: o.firstIndex + start,
           cond,
           clip: o.clip,
+          ...progress,
         });
         chunks.push(tf.tidy(() => tf.clipByValue(x, -1, 1) as tf.Tensor4D));
         x.dispose();

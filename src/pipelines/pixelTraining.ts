@@ -15,7 +15,8 @@ import { UNET_PRESETS, UNetPreset } from '../models/unetPresets';
 import { makeSchedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { PredictionType } from '../schedule/parameterization';
-import { trainDiffusion, TrainResult, STATE_FILE, WEIGHTS_FILE, MetricsRow } from '../train/loop';
+import { trainDiffusion, TrainResult, STATE_FILE, MetricsRow } from '../train/loop';
+import { WEIGHTS_FILE } from '../io/checkpoint';
 import { trainConfig, TrainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
 import { saveImageGrid } from '../io/png';
@@ -106,7 +107,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
     const labels = classes === null ? null : Array.from({ length: classes * grid.perClass }, (_, i) => Math.floor(i / grid.perClass));
     const n = labels === null ? 8 * grid.perClass : labels.length;
     const images = await generate(
-      { unet: net, schedule, config, source: 'training', defaults: {}, dispose: () => undefined },
+      { unet: net, schedule, config, source: 'training', defaults: {}, trainingStep: step, dispose: () => undefined },
       { n, labels, sampler: grid.sampler, steps: grid.steps, guidance: grid.guidance, seed: cfg.seed },
     );
     try {

@@ -16,8 +16,8 @@ import { Module } from '../nn/module';
 import { TextEncoder, TextEncoderConfig, textEncoderConfig } from '../models/textEncoder';
 import { ByteTokenizer, TokenizerConfig, tokenizerConfig } from '../models/tokenizer';
 import { ClipConfig } from '../models/clip';
-import { loadModelWeights, readModelConfig, saveModelWeights } from '../train/checkpoint';
-import { CLIP_CHECKPOINT_KIND } from '../train/clipTraining';
+import { Checkpoint, loadCheckpointWeights } from '../io/checkpoint';
+import { CLIP_CHECKPOINT_KIND } from '../models/clip';
 
 export const TEXT_ENCODER_KIND = 'text-encoder';
 
@@ -70,9 +70,9 @@ export function textEncoderCheckpointConfig(raw: unknown, source: string): TextE
   return { text, tokenizer };
 }
 
-/** Loads the frozen text tower from a 'text-encoder' or a 'clip' checkpoint. */
-export async function loadTextEncoder(file: string): Promise<FrozenTextEncoder> {
-  const info = await readModelConfig(file);
+/** The frozen text tower from a 'text-encoder' or a 'clip' checkpoint. */
+export function textEncoderFromCheckpoint(checkpoint: Checkpoint): FrozenTextEncoder {
+  const { info, source: file } = checkpoint;
   let config: TextEncoderCheckpointConfig;
   let holder: Module;
   let encoder: TextEncoder;
@@ -92,28 +92,12 @@ export async function loadTextEncoder(file: string): Promise<FrozenTextEncoder> 
   try {
     // A CLIP file also holds the image tower and logit scale: only the text tower's names are taken (strict: false),
     // and every one of them must be there (loadStateDict checks the module's own names either way).
-    await loadModelWeights(file, holder, { strict: info.kind === TEXT_ENCODER_KIND });
+    loadCheckpointWeights(checkpoint, holder, { strict: info.kind === TEXT_ENCODER_KIND });
     return frozen(encoder, config, file);
   } catch (e) {
     encoder.dispose();
     throw e;
   }
-}
-
-/** Writes the tower alone as a 'text-encoder' checkpoint (what a pipeline folder ships). */
-export async function saveTextEncoder(
-  file: string,
-  text: FrozenTextEncoder,
-  options: { command?: string; storage?: 'float32' | 'float16'; step?: number; seed?: number } = {},
-): Promise<void> {
-  await saveModelWeights(file, text.encoder, {
-    kind: TEXT_ENCODER_KIND,
-    config: { text: text.config.text, tokenizer: text.config.tokenizer, trainedAs: text.source },
-    step: options.step,
-    seed: options.seed,
-    command: options.command,
-    storage: options.storage,
-  });
 }
 
 /**

@@ -21,26 +21,24 @@
  * pipelines/cascade.ts). A base UNet samples like a single one (at its size);
  * a super-resolution UNet only inside a cascade.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../backend/random';
-import { UNet, UNetConfig, unetConfig } from '../models/unet';
-import { Autoencoder } from '../models/autoencoder';
+import { UNet, UNetConfig, unetConfig, checkUNetKind, unetFromCheckpoint } from '../models/unet';
+import { Autoencoder, autoencoderFromCheckpoint } from '../models/autoencoder';
+import { NULL_PROMPT } from '../models/textEncoder';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
-import * as fs from 'fs';
-import { loadModelWeights, readModelConfig, saveModelWeights } from '../train/checkpoint';
-import { LowResConfig, lowResConfig } from '../train/lowResConditioning';
-import { loadAutoencoder } from '../train/autoencoderTraining';
-import { NULL_PROMPT } from '../train/loop';
-import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, PipelinePart, writePipelineManifest } from '../io/pipeline';
+import { Checkpoint } from '../io/checkpoint';
+import { PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
+import { PipelineFiles, readManifest, readPart } from '../io/pipelineFiles';
+import { LowResConfig, lowResConfig } from '../sample/lowResConditioning';
 import { sample } from '../sample/sample';
 import { SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, NO_CLIP } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
+import { batchCount, GenerateHooks, progressCounter } from './progress';
 import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
-import { encodePrompts, FrozenTextEncoder, loadTextEncoder, saveTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+import { encodePrompts, FrozenTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig, textEncoderFromCheckpoint } from './textConditioning';
 
 export type DiffusionSpace = 'pixel' | 'latent';
 
@@ -156,8 +154,10 @@ export interface TextToImagePipeline {
   /** The decoder of the latent design (null in pixel space). */
   readonly autoencoder: Autoencoder | null;
   readonly defaults: PipelineSamplingDefaults;
-  /** The pipeline folder. */
+  /** Where it was loaded from (folder, URL or label). */
   readonly source: string;
+  /** Training step of the UNet (null when not recorded). */
+  readonly trainingStep: number | null;
   dispose(): void;
 }
 
@@ -178,27 +178,32 @@ export function checkTextPipelineParts(config: TextUNetCheckpointConfig, text: F
   }
 }
 
-/** Loads a text-to-image pipeline folder (design 'pixel' with a text_encoder part, or 'latent'). */
-export async function loadTextToImagePipeline(dir: string, manifest?: PipelineManifest): Promise<TextToImagePipeline> {
-  const m = manifest ?? (await readPipelineManifest(dir));
-  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
+/** Reads, validates and builds a text-conditional UNet from its checkpoint (any stage). The caller disposes the UNet. */
+export function stageUNetFromCheckpoint(checkpoint: Checkpoint): { unet: UNet; config: TextUNetCheckpointConfig } {
+  checkUNetKind(checkpoint);
+  const config = textUNetCheckpointConfig(checkpoint.info.config, checkpoint.source);
+  return { unet: unetFromCheckpoint(checkpoint, config.unet), config };
+}
+
+/** Loads a text-to-image pipeline (design 'pixel' with a text_encoder part, or 'latent') from its files. */
+export async function loadTextToImagePipeline(files: PipelineFiles, manifest?: PipelineManifest): Promise<TextToImagePipeline> {
+  const m = manifest ?? (await readManifest(files));
+  const where = files.where(PIPELINE_MANIFEST_FILE);
   if (m.design !== 'pixel' && m.design !== 'latent') throw new Error(`${where}: design '${m.design}' is not a pixel or latent text-to-image pipeline`);
-  const unetFile = pipelinePartPath(dir, m, 'unet');
-  const info = await readModelConfig(unetFile);
-  if (info.kind !== 'unet') throw new Error(`${unetFile}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  const config = textUNetCheckpointConfig(info.config, unetFile);
+  const unetPart = await readPart(files, m, 'unet');
+  const unetFile = unetPart.source;
+  const config = textUNetCheckpointConfig(unetPart.info.config, unetFile);
   if (config.space !== m.design) throw new Error(`${where}: design '${m.design}' but the UNet was trained in ${config.space} space`);
   if (stageOf(config).kind === 'super-resolution') {
     throw new Error(`${unetFile}: a super-resolution stage (it samples from a low-res image): use it as the 'sr' part of a cascade pipeline`);
   }
-  const text = await loadTextEncoder(pipelinePartPath(dir, m, 'text_encoder'));
+  const text = textEncoderFromCheckpoint(await readPart(files, m, 'text_encoder'));
   let autoencoder: Autoencoder | null = null;
   let unet: UNet | null = null;
   try {
-    if (config.space === 'latent') autoencoder = (await loadAutoencoder(pipelinePartPath(dir, m, 'vae'))).model;
+    if (config.space === 'latent') autoencoder = autoencoderFromCheckpoint(await readPart(files, m, 'vae')).model;
     checkTextPipelineParts(config, text, autoencoder, where);
-    unet = new UNet(config.unet, new Rng(0));
-    await loadModelWeights(unetFile, unet, { expectKind: 'unet' });
+    unet = unetFromCheckpoint(unetPart, config.unet);
   } catch (e) {
     text.dispose();
     autoencoder?.dispose();
@@ -215,7 +220,8 @@ export async function loadTextToImagePipeline(dir: string, manifest?: PipelineMa
     text,
     autoencoder: ae,
     defaults: samplingDefaults(m.defaults, where),
-    source: dir,
+    source: files.location,
+    trainingStep: unetPart.info.step,
     dispose: () => {
       net.dispose();
       text.dispose();
@@ -224,7 +230,7 @@ export async function loadTextToImagePipeline(dir: string, manifest?: PipelineMa
   };
 }
 
-export interface TextGenerateOptions {
+export interface TextGenerateOptions extends GenerateHooks {
   /** One prompt per image (length n), or one prompt for all n. */
   readonly prompts: readonly string[];
   readonly n: number;
@@ -282,6 +288,7 @@ export async function generateFromText(
     if (!warned.has(m)) o.onWarn?.(m);
     warned.add(m);
   };
+  const progress = progressCounter(o, batchCount(o.n, o.batchSize) * o.steps).sampler('unet', pipeline.space === 'pixel');
   const nullCond = encodePrompts(text, [NULL_PROMPT]);
   const chunks: tf.Tensor4D[] = [];
   try {
@@ -300,6 +307,7 @@ export async function generateFromText(
           firstIndex: o.firstIndex + start,
           cond,
           clip,
+          ...progress,
         });
         chunks.push(tf.tidy(() => {
           const images = autoencoder === null ? x : autoencoder.decode(tf.div(x, config.latentScaleFactor as number) as tf.Tensor4D);
@@ -320,53 +328,5 @@ export async function generateFromText(
     });
   } finally {
     tf.dispose([...chunks, nullCond.context, nullCond.mask]);
-  }
-}
-
-/** What writeTextPipeline ships. */
-export interface TextPipelineAssembly {
-  /** A text-to-image run folder (trainTextDiffusion): pipeline.json, model.safetensors, text encoder, autoencoder (latent). */
-  readonly run: string;
-  /** A UNet file of the run to ship instead of the manifest's (e.g. snapshots/step_002000.safetensors). */
-  readonly unetFile?: string;
-  /** Weight storage of the shipped files (float16 halves them). Default float32. */
-  readonly storage?: 'float32' | 'float16';
-  /** Sampling defaults written to the manifest. */
-  readonly defaults?: PipelineSamplingDefaults;
-}
-
-/**
- * Writes a self-contained pixel / latent text-to-image pipeline folder from a
- * run folder: the UNet (EMA weights, its config, step, seed and training
- * command kept), the frozen text encoder and, latent, the autoencoder, each
- * with the chosen storage, and a manifest with the sampling defaults.
- */
-export async function writeTextPipeline(dir: string, a: TextPipelineAssembly): Promise<PipelineManifest> {
-  const storage = a.storage ?? 'float32';
-  const runManifest = await readPipelineManifest(a.run);
-  const unetSource = a.unetFile !== undefined ? path.resolve(a.run, a.unetFile) : pipelinePartPath(a.run, runManifest, 'unet');
-  const reference = await loadTextToImagePipeline(a.run, runManifest);
-  try {
-    const info = await readModelConfig(unetSource);
-    await loadModelWeights(unetSource, reference.unet, { expectKind: 'unet' }); // the run's own UNet, or the chosen snapshot
-    fs.mkdirSync(dir, { recursive: true });
-    const parts: Record<string, PipelinePart> = {};
-    await saveModelWeights(path.join(dir, 'unet.safetensors'), reference.unet, {
-      kind: 'unet', config: info.config, step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined, storage,
-    });
-    parts.unet = { file: 'unet.safetensors', kind: 'unet', description: `text-conditional ${reference.space} UNet (EMA) after ${info.step ?? '?'} steps, ${storage}` };
-    await saveTextEncoder(path.join(dir, TEXT_ENCODER_FILE), reference.text, { storage, command: (await readModelConfig(reference.text.source)).command ?? undefined });
-    parts.text_encoder = { file: TEXT_ENCODER_FILE, kind: 'text-encoder', description: `frozen CLIP text tower, ${storage}` };
-    if (reference.autoencoder !== null) {
-      const vaeFile = pipelinePartPath(a.run, runManifest, 'vae');
-      const vaeInfo = await readModelConfig(vaeFile);
-      await saveModelWeights(path.join(dir, AUTOENCODER_FILE), reference.autoencoder, {
-        kind: 'autoencoder', config: vaeInfo.config, step: vaeInfo.step ?? undefined, seed: vaeInfo.seed ?? undefined, command: vaeInfo.command ?? undefined, storage,
-      });
-      parts.vae = { file: AUTOENCODER_FILE, kind: 'autoencoder', description: `frozen KL autoencoder (decoder of the latents), ${storage}` };
-    }
-    return await writePipelineManifest(dir, { design: reference.space, parts, ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}) });
-  } finally {
-    reference.dispose();
   }
 }

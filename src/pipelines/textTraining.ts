@@ -45,19 +45,23 @@ import { encodeCaptionsCached, CaptionStateCache } from '../models/textEncoder';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { PredictionType } from '../schedule/parameterization';
-import { trainDiffusion, TrainResult, STATE_FILE, WEIGHTS_FILE, MetricsRow, NULL_PROMPT } from '../train/loop';
+import { trainDiffusion, TrainResult, STATE_FILE, MetricsRow } from '../train/loop';
+import { NULL_PROMPT } from '../models/textEncoder';
+import { WEIGHTS_FILE } from '../io/checkpoint';
 import { trainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
 import { loadAutoencoder } from '../train/autoencoderTraining';
 import { TrainConfig } from '../train/trainConfig';
-import { downsampleAverage, LowResConfig, lowResConfig } from '../train/lowResConditioning';
+import { downsampleAverage, LowResConfig, lowResConfig } from '../sample/lowResConditioning';
 import { saveImageGrid } from '../io/png';
-import { writePipelineManifest, PipelinePart } from '../io/pipeline';
+import { writePipelineManifest } from '../io/pipeline';
+import { PipelinePart } from '../io/pipelineManifest';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
 import { cachedLatentDataset } from './latentData';
-import { FrozenTextEncoder, loadTextEncoder, saveTextEncoder } from './textConditioning';
+import { FrozenTextEncoder } from './textConditioning';
+import { loadTextEncoder, saveTextEncoder } from '../node/pipelineParts';
 import {
   AUTOENCODER_FILE, DiffusionSpace, DiffusionStage, generateFromText, SINGLE_STAGE, stageOf, TEXT_ENCODER_FILE, TextToImagePipeline,
   TextUNetCheckpointConfig, textUNetCheckpointConfig,
@@ -272,7 +276,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     const prompts = opts.gridPrompts.flatMap((p) => Array.from({ length: grid.perPrompt }, () => p));
     const onSampleText = async (net: UNet, step: number, file: string): Promise<void> => {
       const pipeline: TextToImagePipeline = {
-        space: config.space, unet: net, schedule, config, text, autoencoder, defaults: {}, source: opts.outDir, dispose: () => undefined,
+        space: config.space, unet: net, schedule, config, text, autoencoder, defaults: {}, source: opts.outDir, trainingStep: step, dispose: () => undefined,
       };
       const images = await generateFromText(pipeline, { prompts, n: prompts.length, sampler: grid.sampler, steps: grid.steps, guidance: grid.guidance, seed: cfg.seed });
       try {

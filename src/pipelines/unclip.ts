@@ -49,35 +49,28 @@
  * and the decoder's checkpoints record the CLIP they were trained on (config,
  * step, seed): a folder pairing them with another CLIP is refused.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../backend/random';
-import { Clip, ClipConfig, clipConfig } from '../models/clip';
-import { TextEncoder } from '../models/textEncoder';
+import { Clip, ClipConfig, clipConfig, clipFromCheckpoint, CLIP_CHECKPOINT_KIND } from '../models/clip';
+import { NULL_PROMPT } from '../models/textEncoder';
 import { ByteTokenizer } from '../models/tokenizer';
-import { DiffusionPrior, PriorConfig, priorConfig, samplePriorEmbeddings } from '../models/prior';
-import { UNet, UNetConfig, unetConfig } from '../models/unet';
+import { DiffusionPrior, PriorConfig, priorConfig, priorFromCheckpoint, PRIOR_CHECKPOINT_KIND, samplePriorEmbeddings } from '../models/prior';
+import { UNet, UNetConfig, unetConfig, checkUNetKind, unetFromCheckpoint } from '../models/unet';
 import { makeSchedule, Schedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
-import { loadModelWeights, readModelConfig, saveModelWeights, CheckpointInfo } from '../train/checkpoint';
-import { CLIP_CHECKPOINT_KIND, loadClip } from '../train/clipTraining';
-import { loadPrior, PRIOR_CHECKPOINT_KIND, PRIOR_WEIGHTS_FILE } from '../train/priorTraining';
-import { NULL_PROMPT, WEIGHTS_FILE } from '../train/loop';
-import { checkAugLevel, LowResConfig } from '../train/lowResConditioning';
-import { readPipelineManifest, pipelinePartPath, PipelineManifest, PIPELINE_MANIFEST_FILE, writePipelineManifest } from '../io/pipeline';
+import { Checkpoint, CheckpointInfo } from '../io/checkpoint';
+import { PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
+import { PipelineFiles, readManifest, readPart } from '../io/pipelineFiles';
+import { checkAugLevel, LowResConfig } from '../sample/lowResConditioning';
 import { sample } from '../sample/sample';
 import { Cond, SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
+import { GenerateHooks, progressCounter } from './progress';
 import { defaultNumber, defaultSampler } from './pixelDiffusion';
-import { FrozenTextEncoder, loadTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
-import { stageOf, TextUNetCheckpointConfig, textUNetCheckpointConfig, TEXT_ENCODER_FILE } from './textToImage';
-import {
-  CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, copyUNet, loadStageUNet, superResolveBatch,
-  SuperResolutionStage,
-} from './cascade';
+import { FrozenTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
+import { stageOf, stageUNetFromCheckpoint, TextUNetCheckpointConfig, textUNetCheckpointConfig } from './textToImage';
+import { CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, superResolveBatch, SuperResolutionStage } from './cascade';
 
 // ---------------------------------------------------------------- configs
 
@@ -97,13 +90,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The provenance of a CLIP checkpoint file (its config, step and seed). */
-export async function clipProvenance(file: string): Promise<ClipProvenance> {
-  const info = await readModelConfig(file);
-  return clipProvenanceOf(info, file);
-}
-
-function clipProvenanceOf(info: CheckpointInfo, file: string): ClipProvenance {
+/** The provenance of a CLIP checkpoint (its config, step and seed) from its metadata. */
+export function clipProvenanceOf(info: CheckpointInfo, file: string): ClipProvenance {
   if (info.kind !== CLIP_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${CLIP_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
   const raw = isObject(info.config) ? info.config.clip : undefined;
   if (!isObject(raw)) throw new Error(`${file}: the metadata config has no 'clip' entry`);
@@ -302,48 +290,12 @@ export function checkUnclipSuperResolution(clip: ClipConfig, decoder: UnclipDeco
 }
 
 /** Throws when the defaults set SR-stage keys without an SR stage, or an augLevel the stage was not trained with. */
-function checkSrDefaults(defaults: UnclipSamplingDefaults, lowRes: LowResConfig | null, where: string): void {
+export function checkSrDefaults(defaults: UnclipSamplingDefaults, lowRes: LowResConfig | null, where: string): void {
   if (lowRes === null) {
     const set = SR_DEFAULT_KEYS.filter((k) => defaults[k] !== undefined);
     if (set.length > 0) throw new Error(`${where}: defaults.${set.join(', defaults.')} set, but the pipeline has no super-resolution stage ('${UNCLIP_PARTS.sr}' part)`);
   } else if (defaults.augLevel !== undefined) {
     checkAugLevel(defaults.augLevel, lowRes, `${where}: defaults`);
-  }
-}
-
-// float16 storage rounds each weight by up to 2^-11 relative: a copy of the same tower stays below this.
-const SAME_TOWER_RTOL = 1e-3;
-
-/** max over parameters of max|a - b| / max|b| for two text towers of one config (Infinity when their names or shapes differ). */
-function towerWeightDifference(a: TextEncoder, b: TextEncoder): number {
-  const theirs = new Map(b.namedParameters());
-  let worst = 0;
-  for (const [name, v] of a.namedParameters()) {
-    const w = theirs.get(name);
-    if (w === undefined || w.shape.join(',') !== v.shape.join(',')) return Infinity;
-    // A few small tensors, once per assembled folder: the sync reads are fine here.
-    const r = tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(v, w))), tf.maximum(tf.max(tf.abs(w)), 1e-12)).dataSync()[0]);
-    worst = Math.max(worst, r);
-  }
-  return worst;
-}
-
-/**
- * Throws unless the SR run's text encoder (its text_encoder.safetensors: the tower it was trained with)
- * holds the CLIP's text-tower weights. Configs alike are not enough: another CLIP of the same shape
- * would pass them.
- */
-async function checkSrTextWeights(clip: Clip, clipFile: string, file: string, where: string): Promise<void> {
-  if (!fs.existsSync(file)) throw new Error(`${where}: no ${file}: the super-resolution run's text encoder is needed to check it was trained with the CLIP's text tower`);
-  const text = await loadTextEncoder(file);
-  try {
-    const d = towerWeightDifference(clip.textEncoder, text.encoder);
-    if (!(d <= SAME_TOWER_RTOL)) {
-      throw new Error(`${where}: the super-resolution stage was trained with another text tower (${file}) than the CLIP's (${clipFile}): largest relative ` +
-        `weight difference ${d.toExponential(2)}, expected <= ${SAME_TOWER_RTOL} (float16 rounding)`);
-    }
-  } finally {
-    text.dispose();
   }
 }
 
@@ -369,7 +321,7 @@ export interface UnclipPipeline extends ClipWithTokenizer {
   /** The optional super-resolution stage after the decoder (null: images at the decoder's size). */
   readonly sr: SuperResolutionStage | null;
   readonly defaults: UnclipSamplingDefaults;
-  /** The pipeline folder. */
+  /** Where it was loaded from (folder, URL or label). */
   readonly source: string;
   /** Training steps recorded in the prior, decoder and SR files (null when absent; sr null without an SR stage). */
   readonly steps: { readonly prior: number | null; readonly decoder: number | null; readonly sr: number | null };
@@ -386,70 +338,48 @@ export function clipTextTower(p: UnclipPipeline): FrozenTextEncoder {
 }
 
 /** Builds a decoder from its checkpoint (config validated). */
-export async function loadUnclipDecoder(file: string): Promise<UnclipDecoder> {
-  const info = await readModelConfig(file);
-  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  const config = unclipDecoderCheckpointConfig(info.config, file);
-  const unet = new UNet(config.unet, new Rng(0));
-  try {
-    await loadModelWeights(file, unet, { expectKind: 'unet' });
-  } catch (e) {
-    unet.dispose();
-    throw e;
-  }
+export function unclipDecoderFromCheckpoint(checkpoint: Checkpoint): UnclipDecoder {
+  checkUNetKind(checkpoint);
+  const config = unclipDecoderCheckpointConfig(checkpoint.info.config, checkpoint.source);
+  const unet = unetFromCheckpoint(checkpoint, config.unet);
   return { unet, schedule: makeSchedule(config.schedule), config };
 }
 
-async function priorConfigOf(file: string): Promise<{ info: CheckpointInfo; config: UnclipPriorCheckpointConfig }> {
-  const info = await readModelConfig(file);
-  if (info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
-  return { info, config: unclipPriorCheckpointConfig(info.config, file) };
-}
-
-async function decoderConfigOf(file: string): Promise<{ info: CheckpointInfo; config: UnclipDecoderCheckpointConfig }> {
-  const info = await readModelConfig(file);
-  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  return { info, config: unclipDecoderCheckpointConfig(info.config, file) };
-}
-
-async function srConfigOf(file: string): Promise<{ info: CheckpointInfo; config: TextUNetCheckpointConfig }> {
-  const info = await readModelConfig(file);
-  if (info.kind !== 'unet') throw new Error(`${file}: expected a 'unet' checkpoint, got kind '${info.kind}'`);
-  return { info, config: textUNetCheckpointConfig(info.config, file) };
-}
-
-/** Loads an unclip pipeline folder (design 'unclip': parts clip, prior, decoder, optionally sr). */
-export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifest): Promise<UnclipPipeline> {
-  const m = manifest ?? (await readPipelineManifest(dir));
-  const where = path.join(dir, PIPELINE_MANIFEST_FILE);
+/** Loads an unclip pipeline (design 'unclip': parts clip, prior, decoder, optionally sr) from its files. */
+export async function loadUnclipPipeline(files: PipelineFiles, manifest?: PipelineManifest): Promise<UnclipPipeline> {
+  const m = manifest ?? (await readManifest(files));
+  const where = files.where(PIPELINE_MANIFEST_FILE);
   if (m.design !== 'unclip') throw new Error(`${where}: design '${m.design}' is not an unclip pipeline`);
-  const files = {
-    clip: pipelinePartPath(dir, m, UNCLIP_PARTS.clip),
-    prior: pipelinePartPath(dir, m, UNCLIP_PARTS.prior),
-    decoder: pipelinePartPath(dir, m, UNCLIP_PARTS.decoder),
+  const parts = {
+    clip: await readPart(files, m, UNCLIP_PARTS.clip),
+    prior: await readPart(files, m, UNCLIP_PARTS.prior),
+    decoder: await readPart(files, m, UNCLIP_PARTS.decoder),
+    sr: Object.prototype.hasOwnProperty.call(m.parts, UNCLIP_PARTS.sr) ? await readPart(files, m, UNCLIP_PARTS.sr) : null,
   };
-  // Configs first: mismatched parts are refused before any weights are read.
-  const provenance = await clipProvenance(files.clip);
-  const prior = await priorConfigOf(files.prior);
-  const decoderCfg = await decoderConfigOf(files.decoder);
-  checkUnclipParts(provenance, prior.config, decoderCfg.config, where);
-  const srFile = Object.prototype.hasOwnProperty.call(m.parts, UNCLIP_PARTS.sr) ? pipelinePartPath(dir, m, UNCLIP_PARTS.sr) : null;
-  const srCfg = srFile === null ? null : await srConfigOf(srFile);
-  const lowRes = srCfg === null ? null : checkUnclipSuperResolution(provenance.config, decoderCfg.config, srCfg.config, where);
+  // Configs first: mismatched parts are refused before any weights are built.
+  const provenance = clipProvenanceOf(parts.clip.info, parts.clip.source);
+  if (parts.prior.info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${parts.prior.source}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${parts.prior.info.kind}'`);
+  const priorConfig = unclipPriorCheckpointConfig(parts.prior.info.config, parts.prior.source);
+  checkUNetKind(parts.decoder);
+  const decoderConfig = unclipDecoderCheckpointConfig(parts.decoder.info.config, parts.decoder.source);
+  checkUnclipParts(provenance, priorConfig, decoderConfig, where);
+  if (parts.sr !== null) checkUNetKind(parts.sr);
+  const srConfig = parts.sr === null ? null : textUNetCheckpointConfig(parts.sr.info.config, parts.sr.source);
+  const lowRes = srConfig === null ? null : checkUnclipSuperResolution(provenance.config, decoderConfig, srConfig, where);
   const defaults = unclipSamplingDefaults(m.defaults, where);
   checkSrDefaults(defaults, lowRes, where);
-  const clip = await loadClip(files.clip);
+  const clip = clipFromCheckpoint(parts.clip);
   clip.freeze();
   let priorModel: DiffusionPrior | null = null;
   let decoder: UnclipDecoder | null = null;
   let srUnet: UNet | null = null;
   let priorSchedule: Schedule;
   try {
-    const loaded = await loadPrior(files.prior);
+    const loaded = priorFromCheckpoint(parts.prior);
     priorModel = loaded.prior;
     priorSchedule = loaded.schedule;
-    decoder = await loadUnclipDecoder(files.decoder);
-    if (srFile !== null) srUnet = (await loadStageUNet(srFile)).unet;
+    decoder = unclipDecoderFromCheckpoint(parts.decoder);
+    if (parts.sr !== null) srUnet = stageUNetFromCheckpoint(parts.sr).unet;
   } catch (e) {
     clip.dispose();
     priorModel?.dispose();
@@ -458,9 +388,9 @@ export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifes
   }
   const p = priorModel;
   const d = decoder;
-  const sr: SuperResolutionStage | null = srUnet === null || srCfg === null || lowRes === null
+  const sr: SuperResolutionStage | null = srUnet === null || srConfig === null || lowRes === null
     ? null
-    : { unet: srUnet, schedule: makeSchedule(srCfg.config.schedule), config: srCfg.config, lowRes };
+    : { unet: srUnet, schedule: makeSchedule(srConfig.schedule), config: srConfig, lowRes };
   return {
     clip,
     tokenizer: clip.tokenizer(),
@@ -469,8 +399,8 @@ export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifes
     decoder: d,
     sr,
     defaults,
-    source: dir,
-    steps: { prior: prior.info.step, decoder: decoderCfg.info.step, sr: srCfg === null ? null : srCfg.info.step },
+    source: files.location,
+    steps: { prior: parts.prior.info.step, decoder: parts.decoder.info.step, sr: parts.sr === null ? null : parts.sr.info.step },
     dispose: () => {
       clip.dispose();
       p.dispose();
@@ -482,7 +412,7 @@ export async function loadUnclipPipeline(dir: string, manifest?: PipelineManifes
 
 // ---------------------------------------------------------------- the decoder
 
-export interface DecodeOptions {
+export interface DecodeOptions extends GenerateHooks {
   /** Text decoders: one caption per embedding (length B); image-only decoders: null. */
   readonly prompts: readonly string[] | null;
   readonly sampler: SamplerName;
@@ -549,6 +479,7 @@ export async function decodeImageEmbeddings(decoder: UnclipDecoder, text: ClipWi
     const denoise = o.guidance !== 1 ? classifierFreeGuidance(base, { scale: o.guidance, uncond }) : base;
     const x = await sample(o.sampler, denoise, [b, S, S, C], schedule, {
       steps: o.steps, predictionType: unet.config.predictionType, seed: o.seed, firstIndex: o.firstIndex, cond, clip: o.clip,
+      ...progressCounter(o, o.steps).sampler('decoder', true),
     });
     const out = tf.clipByValue(x, -1, 1) as tf.Tensor4D;
     x.dispose();
@@ -570,7 +501,7 @@ function cropTo(x: tf.Tensor4D, size: number): tf.Tensor4D {
 
 // ---------------------------------------------------------------- generation
 
-export interface UnclipGenerateOptions {
+export interface UnclipGenerateOptions extends GenerateHooks {
   /** One prompt per image (length n), or one prompt for all n. */
   readonly prompts: readonly string[];
   readonly n: number;
@@ -683,6 +614,8 @@ export async function generateUnclip(
   const srText = clipTextTower(p);
   const onWarn = onceWarner(o.onWarn);
   const readsText = p.decoder.config.textEncoder !== null;
+  const stepsPerBatch = o.priorSteps + o.steps + (sr !== null ? (o.srSteps ?? o.steps) : 0);
+  const progress = progressCounter(o, Math.ceil(o.n / o.batchSize) * stepsPerBatch);
   const chunks: tf.Tensor4D[] = [];
   try {
     for (let start = 0; start < o.n; start += o.batchSize) {
@@ -695,6 +628,7 @@ export async function generateUnclip(
       try {
         imageEmb = await samplePriorEmbeddings(p.prior, p.priorSchedule, textEmb, {
           sampler: o.priorSampler, steps: o.priorSteps, guidance: o.priorGuidance, seed: unclipPriorSeed(o.seed), firstIndex: first,
+          ...progress.sampler('prior', false),
         });
       } finally {
         textEmb.dispose();
@@ -704,6 +638,7 @@ export async function generateUnclip(
       try {
         x = await decodeImageEmbeddings(p.decoder, p, imageEmb, {
           prompts: readsText ? batchPrompts : null, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed, firstIndex: first, clip: o.clip, onWarn,
+          ...progress.nested('decoder'),
         });
       } finally {
         imageEmb.dispose();
@@ -712,7 +647,7 @@ export async function generateUnclip(
       if (sr !== null) {
         x = await superResolveBatch(sr, srText, x, {
           prompts: batchPrompts, augLevel, sampler: o.srSampler ?? o.sampler, steps: o.srSteps ?? o.steps, guidance: o.srGuidance ?? o.guidance,
-          seed: o.seed, firstIndex: first, clip: o.srClip, onWarn,
+          seed: o.seed, firstIndex: first, clip: o.srClip, onWarn, ...progress.nested('sr'),
         });
       }
       chunks.push(x);
@@ -830,107 +765,4 @@ export async function imageVariations(
   } finally {
     tf.dispose([embeddings, ...chunks]);
   }
-}
-
-// ---------------------------------------------------------------- assembling a folder from two runs
-
-export interface UnclipAssembly {
-  /** The CLIP checkpoint (kind 'clip') the prior and decoder were trained on. */
-  readonly clip: string;
-  /** Run folder of the prior (trainUnclipPrior): prior.safetensors. */
-  readonly priorRun: string;
-  /** Run folder of the decoder (trainUnclipDecoder): model.safetensors. */
-  readonly decoderRun: string;
-  /** A prior file of the prior run to ship instead of prior.safetensors. */
-  readonly priorFile?: string;
-  /** A UNet file of the decoder run to ship instead of model.safetensors (e.g. snapshots/step_002000.safetensors). */
-  readonly decoderFile?: string;
-  /**
-   * Run folder of an optional super-resolution stage (trainTextDiffusion with stage 'super-resolution', as a
-   * cascade's): model.safetensors, and text_encoder.safetensors, which must be the CLIP's text tower.
-   */
-  readonly srRun?: string;
-  /** A UNet file of the SR run to ship instead of model.safetensors. */
-  readonly srUnet?: string;
-  /** Weight storage of the shipped files (float16 halves them). Default float32. */
-  readonly storage?: 'float32' | 'float16';
-  /** Sampling defaults written to the manifest. */
-  readonly defaults?: UnclipSamplingDefaults;
-}
-
-/** Keeps a source file's step, seed and command when re-saving it. */
-function provenanceOf(info: CheckpointInfo): { step?: number; seed?: number; command?: string } {
-  return { step: info.step ?? undefined, seed: info.seed ?? undefined, command: info.command ?? undefined };
-}
-
-/**
- * Writes an unclip pipeline folder `dir`: clip.safetensors, prior.safetensors,
- * decoder.safetensors, optionally sr.safetensors, and pipeline.json. The parts
- * are checked to fit together (embedding widths, channels, the CLIP the others
- * were trained on; the SR stage's sizes and text tower, its weights included)
- * before anything is written; the written folder is loaded back once.
- */
-export async function writeUnclipPipeline(dir: string, a: UnclipAssembly): Promise<PipelineManifest> {
-  const where = `writeUnclipPipeline(${dir})`;
-  const storage = a.storage ?? 'float32';
-  const priorFile = path.resolve(a.priorRun, a.priorFile ?? PRIOR_WEIGHTS_FILE);
-  const decoderFile = path.resolve(a.decoderRun, a.decoderFile ?? WEIGHTS_FILE);
-  if (a.srUnet !== undefined && a.srRun === undefined) throw new Error(`${where}: srUnet ${a.srUnet} is a file of a super-resolution run: give srRun too`);
-  const clipInfo = await readModelConfig(a.clip);
-  const provenance = clipProvenanceOf(clipInfo, a.clip);
-  const prior = await priorConfigOf(priorFile);
-  const decoder = await decoderConfigOf(decoderFile);
-  checkUnclipParts(provenance, prior.config, decoder.config, where);
-  let sr: { run: string; file: string; info: CheckpointInfo; config: TextUNetCheckpointConfig; lowRes: LowResConfig } | null = null;
-  if (a.srRun !== undefined) {
-    const file = path.resolve(a.srRun, a.srUnet ?? WEIGHTS_FILE);
-    const { info, config } = await srConfigOf(file);
-    sr = { run: a.srRun, file, info, config, lowRes: checkUnclipSuperResolution(provenance.config, decoder.config, config, where) };
-  }
-  if (a.defaults !== undefined) checkSrDefaults(unclipSamplingDefaults({ ...a.defaults }, where), sr?.lowRes ?? null, where);
-
-  const clip = await loadClip(a.clip);
-  try {
-    if (sr !== null) await checkSrTextWeights(clip, a.clip, path.join(sr.run, TEXT_ENCODER_FILE), where);
-    fs.mkdirSync(dir, { recursive: true });
-    await saveModelWeights(path.join(dir, 'clip.safetensors'), clip, { kind: CLIP_CHECKPOINT_KIND, config: clipInfo.config, ...provenanceOf(clipInfo), storage });
-  } finally {
-    clip.dispose();
-  }
-  const loadedPrior = await loadPrior(priorFile);
-  try {
-    await saveModelWeights(path.join(dir, 'prior.safetensors'), loadedPrior.prior, { kind: PRIOR_CHECKPOINT_KIND, config: prior.info.config, ...provenanceOf(prior.info), storage });
-  } finally {
-    loadedPrior.prior.dispose();
-  }
-  const loadedDecoder = await loadUnclipDecoder(decoderFile);
-  try {
-    await saveModelWeights(path.join(dir, 'decoder.safetensors'), loadedDecoder.unet, { kind: 'unet', config: decoder.info.config, ...provenanceOf(decoder.info), storage });
-  } finally {
-    loadedDecoder.unet.dispose();
-  }
-  if (sr !== null) await copyUNet(sr.file, path.join(dir, 'sr.safetensors'), storage);
-  const E = provenance.config.image.embedDim;
-  const u = decoder.config.unet;
-  const S = sr?.config.unet.sampleSize;
-  const manifest = await writePipelineManifest(dir, {
-    design: 'unclip',
-    parts: {
-      [UNCLIP_PARTS.clip]: { file: 'clip.safetensors', kind: CLIP_CHECKPOINT_KIND, description: `frozen CLIP (E ${E}, step ${clipInfo.step ?? '?'}): text tower for prompts, image tower for variations, ${storage}` },
-      [UNCLIP_PARTS.prior]: { file: 'prior.safetensors', kind: PRIOR_CHECKPOINT_KIND, description: `diffusion prior text -> image embedding (EMA) after ${prior.info.step ?? '?'} steps, ${storage}` },
-      [UNCLIP_PARTS.decoder]: {
-        file: 'decoder.safetensors', kind: 'unet',
-        description: `pixel decoder ${u.sampleSize}x${u.sampleSize} from the image embedding${decoder.config.textEncoder !== null ? ' and the caption' : ''} (EMA) after ${decoder.info.step ?? '?'} steps, ${decoder.config.dataset}, ${storage}`,
-      },
-      ...(sr !== null ? {
-        [UNCLIP_PARTS.sr]: {
-          file: 'sr.safetensors', kind: 'unet',
-          description: `text-conditional super-resolution UNet ${u.sampleSize}x${u.sampleSize} -> ${S}x${S} (EMA) after ${sr.info.step ?? '?'} steps, ${sr.config.dataset}, ${storage}`,
-        },
-      } : {}),
-    },
-    ...(a.defaults !== undefined ? { defaults: { ...a.defaults } } : {}),
-  });
-  (await loadUnclipPipeline(dir, manifest)).dispose(); // what was written loads
-  return manifest;
 }

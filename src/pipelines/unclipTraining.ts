@@ -53,23 +53,22 @@ import { DiffusionPrior, PriorConfig, priorConfig } from '../models/prior';
 import { makeSchedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { PredictionType } from '../schedule/parameterization';
-import { ImageEmbeddingTable, MetricsRow, NULL_PROMPT, STATE_FILE, trainDiffusion, TrainResult } from '../train/loop';
+import { ImageEmbeddingTable, MetricsRow, STATE_FILE, trainDiffusion, TrainResult } from '../train/loop';
+import { NULL_PROMPT } from '../models/textEncoder';
 import { TrainConfig, trainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
 import { loadClip } from '../train/clipTraining';
 import {
   clipEmbeddingPairs, EmbeddingPairs, PriorMetricsRow, PriorTrainConfig, priorTrainConfig, PRIOR_STATE_FILE, trainPrior, TrainPriorResult,
 } from '../train/priorTraining';
-import { readSafetensors, writeSafetensors } from '../io/safetensors';
+import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
 import { baseStageData } from './textTraining';
 import { fileSha256 } from './latentData';
-import {
-  clipDifference, ClipProvenance, clipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig,
-  recordedClipProvenance, UNCLIP_GENERATE_DEFAULTS,
-} from './unclip';
+import { clipDifference, ClipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig, recordedClipProvenance, UNCLIP_GENERATE_DEFAULTS } from './unclip';
+import { clipProvenance } from '../node/pipelineParts';
 
 // ---------------------------------------------------------------- image embeddings
 

@@ -20,7 +20,7 @@ import { Schedule } from '../schedule/schedule';
 import { modelOutputToX0AndEps, predictEpsFromX0 } from '../schedule/parameterization';
 import { clipX0 } from './thresholding';
 import { noiseForBatch } from './noise';
-import { Denoiser, prepareSampling, SamplerOptions } from './types';
+import { beforeStep, Denoiser, prepareSampling, SamplerOptions } from './types';
 
 export interface DdimOptions extends SamplerOptions {
   /** Stochasticity in [0, 1]: 0 deterministic DDIM, 1 DDPM-like. Default 0. */
@@ -42,6 +42,7 @@ export async function sampleDdim(denoise: Denoiser, shape: readonly number[], sc
   let x = run.xT;
   try {
     for (let i = 0; i < S; i++) {
+      await beforeStep(opts.signal);
       const t = timesteps[i];
       const abarT = schedule.alphasCumprod[t];
       const abarS = i + 1 < S ? schedule.alphasCumprod[timesteps[i + 1]] : 1;

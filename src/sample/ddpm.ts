@@ -19,7 +19,7 @@ import { Schedule } from '../schedule/schedule';
 import { modelOutputToX0AndEps } from '../schedule/parameterization';
 import { clipX0 } from './thresholding';
 import { noiseForBatch } from './noise';
-import { Denoiser, prepareSampling, SamplerOptions } from './types';
+import { beforeStep, Denoiser, prepareSampling, SamplerOptions } from './types';
 
 export type DdpmVariance = 'fixed-small' | 'fixed-large';
 
@@ -45,6 +45,7 @@ export async function sampleDdpm(denoise: Denoiser, shape: readonly number[], sc
   let x = run.xT;
   try {
     for (let i = 0; i < S; i++) {
+      await beforeStep(opts.signal);
       const t = timesteps[i];
       const last = i + 1 === S;
       const abarT = schedule.alphasCumprod[t];

@@ -30,7 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Schedule } from '../schedule/schedule';
 import { modelOutputToX0AndEps } from '../schedule/parameterization';
 import { clipX0 } from './thresholding';
-import { Denoiser, prepareSampling, SamplerOptions } from './types';
+import { beforeStep, Denoiser, prepareSampling, SamplerOptions } from './types';
 
 export interface DpmSolverPPOptions extends SamplerOptions {
   /** First-order second-to-last step when steps < 15. Default true. */
@@ -58,6 +58,7 @@ export async function sampleDpmSolverPP(denoise: Denoiser, shape: readonly numbe
   let hPrev = 0;
   try {
     for (let i = 0; i < S; i++) {
+      await beforeStep(opts.signal);
       const t = timesteps[i];
       const last = i + 1 === S;
       const xCur = x;

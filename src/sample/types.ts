@@ -62,6 +62,20 @@ export interface SamplerOptions {
   readonly xT?: tf.Tensor;
   /** Called after every step. */
   readonly onStep?: (info: StepInfo) => void;
+  /**
+   * Stops sampling before the next step (the promise rejects with the signal's reason, an
+   * 'AbortError'). With a signal, the sampler yields to the event loop before every step,
+   * so an abort sent from elsewhere (a Stop button, a worker message) can arrive.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** A sampler's check before step i: yields and throws once `signal` is aborted (no-op without a signal). */
+export async function beforeStep(signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return;
+  signal.throwIfAborted();
+  await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  signal.throwIfAborted();
 }
 
 export const SAMPLER_DEFAULTS = {

@@ -47,7 +47,7 @@ import { Rng, keyedRng } from '../backend/random';
 import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
-import { Autoencoder, AutoencoderConfig, autoencoderConfig, klDivergence } from '../models/autoencoder';
+import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, autoencoderFromCheckpoint, AUTOENCODER_KIND, klDivergence, LoadedAutoencoder } from '../models/autoencoder';
 import { datasetSource } from '../eval/imageFolderStats';
 import { evaluateReconstruction, ReconstructionMetrics } from '../eval/reconstruction';
 import type { FeatureExtractor } from '../eval/features';
@@ -56,7 +56,7 @@ import { saveLinePlot } from '../io/plot';
 import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
 import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema';
 import { learningRate } from './lr';
-import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 
@@ -168,49 +168,13 @@ export function autoencoderTrainConfig(partial: AutoencoderTrainConfigInput = {}
 
 // ---------------------------------------------------------------- checkpoint format
 
-/** `kind` of autoencoder weight files. */
-export const AUTOENCODER_KIND = 'autoencoder';
 export const STATE_FILE = 'state.safetensors';
 export const WEIGHTS_FILE = 'autoencoder.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 
-/** The metadata `config` of an autoencoder weight file. */
-export interface AutoencoderCheckpointConfig {
-  readonly autoencoder: AutoencoderConfig;
-  readonly dataset: string;
-  /** Size of the dataset's images before padding to sampleSize (e.g. 28 for MNIST). */
-  readonly imageHeight: number;
-  readonly imageWidth: number;
-  /** 1 / std of the latents (train/latentScale.ts), null until measured. */
-  readonly scaleFactor: number | null;
-}
-
-function checkpointConfigOf(raw: unknown, file: string): AutoencoderCheckpointConfig {
-  const r = raw as Partial<AutoencoderCheckpointConfig> | null;
-  if (r === null || typeof r !== 'object' || typeof r.autoencoder !== 'object') throw new Error(`${file}: metadata config has no 'autoencoder' object`);
-  const autoencoder = autoencoderConfig(r.autoencoder);
-  return {
-    autoencoder,
-    dataset: typeof r.dataset === 'string' ? r.dataset : 'unknown',
-    imageHeight: typeof r.imageHeight === 'number' ? r.imageHeight : autoencoder.sampleSize,
-    imageWidth: typeof r.imageWidth === 'number' ? r.imageWidth : autoencoder.sampleSize,
-    scaleFactor: typeof r.scaleFactor === 'number' ? r.scaleFactor : null,
-  };
-}
-
-/** Rebuilds an autoencoder from its weight file (config from the metadata). The caller disposes the model. */
-export async function loadAutoencoder(file: string): Promise<{ model: Autoencoder; config: AutoencoderCheckpointConfig }> {
-  const info = await readModelConfig(file);
-  if (info.kind !== AUTOENCODER_KIND) throw new Error(`${file}: expected a '${AUTOENCODER_KIND}' checkpoint, got kind '${info.kind}'`);
-  const config = checkpointConfigOf(info.config, file);
-  const model = new Autoencoder(config.autoencoder, new Rng('load'));
-  try {
-    await loadModelWeights(file, model, { expectKind: AUTOENCODER_KIND });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return { model, config };
+/** Rebuilds an autoencoder from its weight file (Node; see autoencoderFromCheckpoint). The caller disposes the model. */
+export async function loadAutoencoder(file: string): Promise<LoadedAutoencoder> {
+  return autoencoderFromCheckpoint(await readCheckpointFile(file));
 }
 
 // ---------------------------------------------------------------- loss and helpers
@@ -369,7 +333,7 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   if (resuming) {
     state = await loadTrainingState(statePath);
     try {
-      ckptConfig = checkpointConfigOf(state.json.checkpointConfig, statePath);
+      ckptConfig = autoencoderCheckpointConfig(state.json.checkpointConfig, statePath);
     } catch (e) {
       tf.dispose([...state.tensors.values()]);
       throw e;

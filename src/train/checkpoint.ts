@@ -1,5 +1,6 @@
 /**
- * Self-describing checkpoints.
+ * Self-describing checkpoints on disk (Node): model weights and training state.
+ * The format and loading from bytes: io/checkpoint.ts.
  *
  * A model checkpoint is a safetensors file whose tensor names are the module's dotted
  * parameter names and whose `__metadata__` (all strings) carries what is needed to
@@ -25,15 +26,12 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module';
-import { fromTfTensors, readSafetensors, readSafetensorsHeader, SafeTensor, toTfTensors, writeSafetensors } from '../io/safetensors';
-import { fromTorchLayout, toTorchLayout } from '../io/torchLayout';
-import { LIBRARY_ID } from '../io/pipeline';
+import { fromTfTensors, SafeTensor, toTfTensors } from '../io/safetensors';
+import { Checkpoint, CheckpointInfo, CHECKPOINT_FORMAT_VERSION, loadCheckpointWeights, parseCheckpointMetadata, TFJS_LAYOUT, TORCH_LAYOUT } from '../io/checkpoint';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensorsFile';
+import { toTorchLayout } from '../io/torchLayout';
+import { LIBRARY_ID } from '../io/pipelineManifest';
 
-export const CHECKPOINT_FORMAT_VERSION = '1';
-/** The `layout` metadata value for weights in this library's own layouts. */
-export const TFJS_LAYOUT = 'tfjs: NHWC, conv HWIO, linear [in,out]';
-/** The `layout` metadata value for weights exported in PyTorch layouts. */
-export const TORCH_LAYOUT = 'torch';
 export const TRAINING_STATE_KIND = 'training-state';
 
 export interface SaveModelOptions {
@@ -51,20 +49,6 @@ export interface SaveModelOptions {
   storage?: 'float32' | 'float16';
   /** 'torch' stores conv kernels OIHW and linear weights [out, in] for PyTorch. Default 'tfjs'. */
   layout?: 'tfjs' | 'torch';
-}
-
-/** A checkpoint's metadata, parsed. */
-export interface CheckpointInfo {
-  kind: string;
-  /** Parsed JSON; validating it is the caller's job (e.g. `unetConfig(info.config as Partial<UNetConfig>)`). */
-  config: unknown;
-  layout: 'tfjs' | 'torch';
-  library: string;
-  step: number | null;
-  seed: number | null;
-  command: string | null;
-  /** All `__metadata__` entries as stored. */
-  metadata: Record<string, string>;
 }
 
 export interface TrainingState {
@@ -125,49 +109,6 @@ function assertInteger(value: number | undefined, name: string, min: number): vo
   }
 }
 
-function parseIntegerField(meta: Record<string, string>, key: string, file: string): number | null {
-  const s = meta[key];
-  if (s === undefined) return null;
-  if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new Error(`${file}: metadata '${key}' must be an integer, got '${s}'`);
-  return Number(s);
-}
-
-/** Parses and checks the metadata of a file written by this library. */
-function parseCheckpointMetadata(meta: Record<string, string>, file: string): CheckpointInfo {
-  if (meta.format_version === undefined) {
-    throw new Error(
-      `${file}: no 'format_version' in __metadata__: not a tfjs-diffusion checkpoint ` +
-        `(foreign weights: readSafetensors + fromTorchLayout + module.loadStateDict)`,
-    );
-  }
-  if (meta.format_version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new Error(`${file}: unknown checkpoint format_version '${meta.format_version}' (this library reads '${CHECKPOINT_FORMAT_VERSION}')`);
-  }
-  if (meta.kind === undefined) throw new Error(`${file}: no 'kind' in __metadata__`);
-  let layout: 'tfjs' | 'torch';
-  if (meta.layout === TFJS_LAYOUT) layout = 'tfjs';
-  else if (meta.layout === TORCH_LAYOUT) layout = 'torch';
-  else throw new Error(`${file}: unknown layout ${JSON.stringify(meta.layout)} (expected '${TFJS_LAYOUT}' or '${TORCH_LAYOUT}')`);
-  let config: unknown = null;
-  if (meta.config !== undefined) {
-    try {
-      config = JSON.parse(meta.config);
-    } catch (e) {
-      throw new Error(`${file}: metadata 'config' is not valid JSON (${(e as Error).message})`);
-    }
-  }
-  return {
-    kind: meta.kind,
-    config,
-    layout,
-    library: meta.library ?? 'unknown',
-    step: parseIntegerField(meta, 'step', file),
-    seed: parseIntegerField(meta, 'seed', file),
-    command: meta.command ?? null,
-    metadata: { ...meta },
-  };
-}
-
 function disposeAll(tensors: Iterable<tf.Tensor>): void {
   for (const t of tensors) t.dispose();
 }
@@ -203,39 +144,21 @@ export async function saveModelWeights(file: string, module: Module, options: Sa
 }
 
 /**
- * Loads weights into `module`: every parameter must be present with its shape (and,
- * unless `strict: false`, nothing else). Torch-layout files are converted back.
- * Errors start with the file name. Returns the parsed metadata.
+ * Loads weights into `module` from a file (see loadCheckpointWeights). Errors start
+ * with the file name. Returns the parsed metadata.
  */
 export async function loadModelWeights(
   file: string,
   module: Module,
   options: { expectKind?: string; strict?: boolean } = {},
 ): Promise<CheckpointInfo> {
+  return loadCheckpointWeights(await readCheckpointFile(file), module, options);
+}
+
+/** Reads and parses a whole checkpoint file (metadata and tensors). */
+export async function readCheckpointFile(file: string): Promise<Checkpoint> {
   const { tensors, metadata } = await readSafetensors(file);
-  const info = parseCheckpointMetadata(metadata, file);
-  if (options.expectKind !== undefined && info.kind !== options.expectKind) {
-    throw new Error(`${file}: expected a '${options.expectKind}' checkpoint, got kind '${info.kind}'`);
-  }
-  const loaded = toTfTensors(tensors);
-  let converted: Map<string, tf.Tensor> | null = null;
-  try {
-    let weights = loaded;
-    if (info.layout === 'torch') {
-      // Convert the names the module knows; unknown names pass through so loadStateDict reports them.
-      const layouts = module.parameterLayouts();
-      const known = new Map([...loaded].filter(([n]) => layouts.has(n)));
-      converted = fromTorchLayout(known, layouts);
-      weights = new Map([...loaded].map(([n, t]) => [n, converted?.get(n) ?? t]));
-    }
-    module.loadStateDict(weights, { strict: options.strict ?? true });
-  } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
-  } finally {
-    disposeAll(loaded.values());
-    if (converted) disposeAll(converted.values());
-  }
-  return info;
+  return { info: parseCheckpointMetadata(metadata, file), tensors, source: file };
 }
 
 /**

@@ -26,13 +26,13 @@ import { ImageDataset } from '../data/dataset';
 import { loadDataset } from '../data/load';
 import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
 import { loadColoredMnist } from '../data/coloredMnist';
-import { Clip, ClipConfig, ClipConfigPartial, duplicateCaptionTargets } from '../models/clip';
+import { Clip, ClipConfigPartial, clipFromCheckpoint, CLIP_CHECKPOINT_KIND, duplicateCaptionTargets } from '../models/clip';
 import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
 import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
 import { learningRate } from './lr';
-import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 
 // ---------------------------------------------------------------- config
@@ -102,7 +102,6 @@ export function clipTrainConfig(partial: Partial<ClipTrainConfig> = {}): ClipTra
 export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
 export const CLIP_STATE_FILE = 'clip-state.safetensors';
 export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
-export const CLIP_CHECKPOINT_KIND = 'clip';
 
 export interface ClipMetricsRow {
   readonly step: number;
@@ -166,18 +165,7 @@ function formatEval(values: Record<string, number>): string {
 
 /** Loads a CLIP saved by trainClip (rebuilt from the config in its metadata). */
 export async function loadClip(file: string): Promise<Clip> {
-  const info = await readModelConfig(file);
-  if (info.kind !== CLIP_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${CLIP_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
-  const config = (info.config as { clip?: ClipConfig } | null)?.clip;
-  if (config === undefined) throw new Error(`${file}: the metadata config has no 'clip' entry`);
-  const clip = new Clip(config);
-  try {
-    await loadModelWeights(file, clip, { expectKind: CLIP_CHECKPOINT_KIND });
-  } catch (e) {
-    clip.dispose();
-    throw e;
-  }
-  return clip;
+  return clipFromCheckpoint(await readCheckpointFile(file));
 }
 
 // ---------------------------------------------------------------- the loop

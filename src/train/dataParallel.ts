@@ -44,7 +44,7 @@ import * as tf from '@tensorflow/tfjs';
 import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
 import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
-import { LowResConfig } from './lowResConditioning';
+import { LowResConfig } from '../sample/lowResConditioning';
 import type { ImageEmbeddingTable } from './loop';
 import { UNet, UNetConfig } from '../models/unet';
 import { Schedule } from '../schedule/schedule';

@@ -25,7 +25,7 @@ import { keyedRng } from '../backend/random';
 import { ImageDataset } from '../data/dataset';
 import { fixedBatch } from '../data/batches';
 import { Autoencoder } from '../models/autoencoder';
-import { readSafetensors, writeSafetensors } from '../io/safetensors';
+import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
 import { readModelConfig } from './checkpoint';
 
 export interface LatentScaleOptions {

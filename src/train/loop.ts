@@ -39,8 +39,9 @@ import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/m
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { UNet } from '../models/unet';
-import { CaptionStateCache } from '../models/textEncoder';
-import { LowResConfig, lowResOf, augmentLowRes, trainingAugLevels, augmentationNoise } from './lowResConditioning';
+import { CaptionStateCache, NULL_PROMPT } from '../models/textEncoder';
+import { WEIGHTS_FILE } from '../io/checkpoint';
+import { LowResConfig, lowResOf, augmentLowRes, trainingAugLevels, augmentationNoise } from '../sample/lowResConditioning';
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
@@ -132,7 +133,6 @@ export interface TrainResult {
 }
 
 export const STATE_FILE = 'state.safetensors';
-export const WEIGHTS_FILE = 'model.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 
 // ---------------------------------------------------------------- helpers
@@ -149,8 +149,6 @@ function trainingTimesteps(count: number, seed: number, step: number, first: num
   return Int32Array.from({ length: count }, (_, i) => keyedRng(seed, 't', step, first + i).int(T));
 }
 
-/** The text condition of a dropped example (and the null of classifier-free guidance): the empty prompt. */
-export const NULL_PROMPT = '';
 
 interface ConditionInputs {
   readonly classLabels: tf.Tensor1D | null;

@@ -33,9 +33,8 @@ import { keyedRng } from '../backend/random';
 import { fixedBatch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { Clip } from '../models/clip';
-import { DiffusionPrior, PriorConfig, priorConfig, samplePriorEmbeddings } from '../models/prior';
-import { makeSchedule, Schedule } from '../schedule/schedule';
-import { ScheduleConfig } from '../schedule/betas';
+import { DiffusionPrior, LoadedPrior, PriorConfig, priorFromCheckpoint, PRIOR_CHECKPOINT_KIND, samplePriorEmbeddings } from '../models/prior';
+import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
 import { saveLinePlot } from '../io/plot';
@@ -44,7 +43,7 @@ import { copyWeights, EmaConfig, emaDecay, EMA_DEFAULTS, updateEma } from './ema
 import { learningRate } from './lr';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
-import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState, stateTensorsWithPrefix, CheckpointInfo } from './checkpoint';
+import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 
 // ---------------------------------------------------------------- embedding pairs
@@ -229,7 +228,6 @@ export function priorTrainConfig(partial: Partial<PriorTrainConfig> = {}): Prior
 export const PRIOR_WEIGHTS_FILE = 'prior.safetensors';
 export const PRIOR_STATE_FILE = 'prior-state.safetensors';
 export const PRIOR_METRICS_FILE = 'prior-metrics.jsonl';
-export const PRIOR_CHECKPOINT_KIND = 'prior';
 
 /** The prior's quality on held-out pairs (means over `count` pairs). */
 export interface PriorValidation {
@@ -405,29 +403,9 @@ function sameConfig(a: PriorConfig, b: PriorConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export interface LoadedPrior {
-  readonly prior: DiffusionPrior;
-  /** The schedule it was trained with. */
-  readonly schedule: Schedule;
-  readonly info: CheckpointInfo;
-}
-
-/** Loads a prior saved by trainPrior: rebuilt from the config in its metadata, with its schedule. */
+/** Loads a prior saved by trainPrior (Node; see priorFromCheckpoint). */
 export async function loadPrior(file: string): Promise<LoadedPrior> {
-  const info = await readModelConfig(file);
-  if (info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${file}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${info.kind}'`);
-  const config = info.config as { prior?: PriorConfig; schedule?: ScheduleConfig } | null;
-  if (config?.prior === undefined) throw new Error(`${file}: the metadata config has no 'prior' entry`);
-  if (config.schedule === undefined) throw new Error(`${file}: the metadata config has no 'schedule' entry`);
-  const schedule = makeSchedule(config.schedule);
-  const prior = new DiffusionPrior(priorConfig(config.prior));
-  try {
-    await loadModelWeights(file, prior, { expectKind: PRIOR_CHECKPOINT_KIND });
-  } catch (e) {
-    prior.dispose();
-    throw e;
-  }
-  return { prior, schedule, info };
+  return priorFromCheckpoint(await readCheckpointFile(file));
 }
 
 // ---------------------------------------------------------------- the loop

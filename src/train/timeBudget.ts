@@ -119,8 +119,9 @@ export class BudgetClock {
 
   /** Writes the record (synchronously, atomically); `finished` marks the job done. */
   save(finished = false): void {
-    this.record.spentSeconds = this.spent();
-    if (this.current !== null) this.record.stages[this.current.name] = this.current.base + (this.spent() - this.current.since);
+    const spent = this.spent(); // read once: the total and the stage see the same instant
+    this.record.spentSeconds = spent;
+    if (this.current !== null) this.record.stages[this.current.name] = this.current.base + (spent - this.current.since);
     if (finished) this.record.finished = true;
     writeFileAtomicSync(this.file, JSON.stringify(this.record, null, 2) + '\n');
     this.lastSave = Date.now();

@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { inspectCommand, inspectReport } from '../../src/cli/inspect';
-import { SafeTensor, writeSafetensors } from '../../src/io/safetensors';
+import { SafeTensor } from '../../src/io/safetensors';
+import { writeSafetensors } from '../../src/io/safetensorsFile';
 import { writePipelineManifest } from '../../src/io/pipeline';
 
 let dir: string;

@@ -2,14 +2,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import {
-  LIBRARY_ID,
-  PipelineManifestInput,
-  pipelinePartPath,
-  readPipelineManifest,
-  writePipelineManifest,
-} from '../../src/io/pipeline';
-import { SafeTensor, writeSafetensors } from '../../src/io/safetensors';
+import { pipelinePartPath, readPipelineManifest, writePipelineManifest } from '../../src/io/pipeline';
+import { LIBRARY_ID, PipelineManifestInput } from '../../src/io/pipelineManifest';
+import { SafeTensor } from '../../src/io/safetensors';
+import { writeSafetensors } from '../../src/io/safetensorsFile';
 import { version } from '../../package.json';
 
 let root: string;

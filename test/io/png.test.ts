@@ -4,9 +4,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { useBackend } from '../helpers';
-import {
-  savePng, loadPng, encodePng, decodePng, tensorToImageBytes, loadPngTensor, makeGrid, saveImageGrid, saveImages,
-} from '../../src/io/png';
+import { savePng, loadPng, encodePng, decodePng, loadPngTensor, saveImageGrid, saveImages } from '../../src/io/png';
+import { tensorToImageBytes, makeGrid } from '../../src/io/image';
 
 /** PNG colour type, byte 25 of the file (IHDR: signature 8 + length 4 + 'IHDR' 4 + w 4 + h 4 + depth 1). */
 const colorTypeOf = (bytes: Uint8Array): number => bytes[25];

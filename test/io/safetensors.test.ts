@@ -12,21 +12,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import {
-  expectTensors,
-  float16BitsToFloat32,
-  float32BitsToBfloat16Bits,
-  float32BitsToFloat16Bits,
-  fromTfTensors,
-  MAX_HEADER_BYTES,
-  parseSafetensors,
-  readSafetensors,
-  readSafetensorsHeader,
-  SafeTensor,
-  serializeSafetensors,
-  toTfTensors,
-  writeSafetensors,
-} from '../../src/io/safetensors';
+import { expectTensors, float16BitsToFloat32, float32BitsToBfloat16Bits, float32BitsToFloat16Bits, fromTfTensors, MAX_HEADER_BYTES, parseSafetensors, SafeTensor, serializeSafetensors, toTfTensors } from '../../src/io/safetensors';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensorsFile';
 import { Rng } from '../../src/backend/random';
 import { useBackend } from '../helpers';
 

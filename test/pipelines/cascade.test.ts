@@ -20,16 +20,19 @@ import { learnBpeMerges } from '../../src/models/tokenizer';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
-import { lowResConfig } from '../../src/train/lowResConditioning';
-import { WEIGHTS_FILE } from '../../src/train/loop';
-import { writePipelineManifest, PipelinePart, readPipelineManifest } from '../../src/io/pipeline';
+import { lowResConfig } from '../../src/sample/lowResConditioning';
+import { WEIGHTS_FILE } from '../../src/io/checkpoint';
+import { folderFiles, writePipelineManifest, readPipelineManifest } from '../../src/io/pipeline';
+import { PipelinePart } from '../../src/io/pipelineManifest';
 import { sample } from '../../src/sample/sample';
 import { ClipMode } from '../../src/sample/thresholding';
 import { unetDenoiser } from '../../src/pipelines/unetDenoiser';
-import { loadTextEncoder, saveTextEncoder, encodePrompts, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { encodePrompts, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
 import { generateFromText, loadTextToImagePipeline, textUNetCheckpointConfig } from '../../src/pipelines/textToImage';
-import { CascadePipeline, generateCascade, loadCascadePipeline, writeCascadePipeline } from '../../src/pipelines/cascade';
-import { loadTextPipeline } from '../../src/pipelines/loadPipeline';
+import { CascadePipeline, generateCascade, loadCascadePipeline } from '../../src/pipelines/cascade';
+import { writeCascadePipeline } from '../../src/node/writePipeline';
+import { loadTextPipeline } from '../../src/node/loadPipeline';
 import { trainTextDiffusion } from '../../src/pipelines/textTraining';
 
 beforeAll(async () => useBackend('cpu'));
@@ -127,7 +130,7 @@ describe('loadCascadePipeline and generateCascade', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await cascadeFolder();
-    p = await loadCascadePipeline(dir);
+    p = await loadCascadePipeline(folderFiles(dir));
   });
   afterAll(() => p?.dispose());
 
@@ -244,7 +247,7 @@ describe('loadCascadePipeline and generateCascade', () => {
 describe('refusals when loading', () => {
   const refuses = async (dir: string, message: RegExp): Promise<void> => {
     const before = tf.memory().numTensors;
-    await expect(loadCascadePipeline(dir)).rejects.toThrow(message);
+    await expect(loadCascadePipeline(folderFiles(dir))).rejects.toThrow(message);
     expect(tf.memory().numTensors).toBe(before);
   };
 
@@ -275,7 +278,7 @@ describe('refusals when loading', () => {
     const dir = await cascadeFolder();
     fs.copyFileSync(path.join(dir, 'sr.safetensors'), path.join(dir, 'unet.safetensors'));
     await writePipelineManifest(dir, { design: 'pixel', parts: { unet: { file: 'unet.safetensors', kind: 'unet' }, text_encoder: { file: 'text_encoder.safetensors', kind: 'text-encoder' } } });
-    await expect(loadTextToImagePipeline(dir)).rejects.toThrow(/a super-resolution stage \(it samples from a low-res image\): use it as the 'sr' part of a cascade/);
+    await expect(loadTextToImagePipeline(folderFiles(dir))).rejects.toThrow(/a super-resolution stage \(it samples from a low-res image\): use it as the 'sr' part of a cascade/);
     await writePipelineManifest(dir, { design: 'unclip', parts: { text_encoder: { file: 'text_encoder.safetensors', kind: 'text-encoder' } } });
     await expect(loadTextPipeline(dir)).rejects.toThrow(/no part 'clip' \(parts: text_encoder\)/);
     await writePipelineManifest(dir, { design: 'pixel', parts: { unet: { file: 'base.safetensors', kind: 'unet' } } });
@@ -317,8 +320,8 @@ describe('writeCascadePipeline', () => {
     expect((await readModelConfig(path.join(out, 'sr.safetensors'))).step).toBe(22);
     // float16 halves the UNet files
     expect(fs.statSync(path.join(out, 'sr.safetensors')).size).toBeLessThan(0.6 * fs.statSync(path.join(src, 'sr.safetensors')).size);
-    const a = await loadCascadePipeline(src);
-    const b = await loadCascadePipeline(out);
+    const a = await loadCascadePipeline(folderFiles(src));
+    const b = await loadCascadePipeline(folderFiles(out));
     const o = { ...OPTS, prompts: ['a top digit'], n: 2, guidance: 2 };
     const x = await generateCascade(a, o);
     const y = await generateCascade(b, o);

@@ -9,8 +9,8 @@ import { Clip } from '../../src/models/clip';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { saveModelWeights } from '../../src/train/checkpoint';
 import { loadClip } from '../../src/train/clipTraining';
-import { writePipelineManifest } from '../../src/io/pipeline';
-import { loadTextEncoder, saveTextEncoder } from '../../src/pipelines/textConditioning';
+import { folderFiles, writePipelineManifest } from '../../src/io/pipeline';
+import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
 import { generateFromText, loadTextToImagePipeline, TextUNetCheckpointConfig } from '../../src/pipelines/textToImage';
 import { loadClassifier } from '../../src/eval/classifier';
 import { classify } from '../../src/eval/conditionalAccuracy';
@@ -20,7 +20,8 @@ import { digitAttributes, measureDigit, MNIST_CAPTION_THRESHOLDS } from '../../s
 import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../../src/data/coloredMnist';
 import { loadCaptionedDataset } from '../../src/data/captioned';
 import { measureColors } from '../../src/eval/colorAgreement';
-import { loadTextPipeline, textToImageAsTextPipeline } from '../../src/pipelines/loadPipeline';
+import { textToImageAsTextPipeline } from '../../src/pipelines/loadPipeline';
+import { loadTextPipeline } from '../../src/node/loadPipeline';
 import {
   attributeAgreement, attributeAgreementTable, colorAgreement, colorAgreementTable, evalPrompts, evaluateTextPipeline, TextEvalOptions, textEvalMarkdownRow,
   TEXT_EVAL_TABLE_HEADER,
@@ -102,7 +103,7 @@ describe('evaluateTextPipeline', () => {
     expect(fs.existsSync(grid)).toBe(true);
 
     // Regenerate the same two batches (same prompts, seed, firstIndex) and measure them directly.
-    const pipeline = await loadTextToImagePipeline(pipelineDir);
+    const pipeline = await loadTextToImagePipeline(folderFiles(pipelineDir));
     const classifier = await loadClassifier(MNIST_CLASSIFIER);
     const clip = await loadClip(clipFile);
     let correct = 0;
@@ -155,7 +156,7 @@ describe('evaluateTextPipeline', () => {
     expect(r.prompts).toEqual(captions);
     expect(new Set(captions).size).toBeGreaterThan(1); // varied templates, so a mix-up of images and prompts shows
     // Regenerate both batches with those captions and classify against the test labels.
-    const pipeline = await loadTextToImagePipeline(pipelineDir);
+    const pipeline = await loadTextToImagePipeline(folderFiles(pipelineDir));
     const classifier = await loadClassifier(MNIST_CLASSIFIER);
     let correct = 0;
     const hits = new Array<number>(10).fill(0);
@@ -224,7 +225,7 @@ describe('evaluateTextPipeline', () => {
 
 describe('attributeAgreement', () => {
   it('measures attribute buckets and digits of the generated images, as a direct measurement does', async () => {
-    const pipeline = await loadTextToImagePipeline(pipelineDir);
+    const pipeline = await loadTextToImagePipeline(folderFiles(pipelineDir));
     try {
       const before = tf.memory().numTensors;
       const opts = { perPrompt: 1, sampler: 'ddim' as const, steps: 2, guidance: 2, seed: 4, batchSize: 5 };
@@ -286,7 +287,7 @@ describe('attributeAgreement', () => {
   });
 
   it('refuses a pipeline that does not make MNIST digits', async () => {
-    const pipeline = await loadTextToImagePipeline(pipelineDir);
+    const pipeline = await loadTextToImagePipeline(folderFiles(pipelineDir));
     try {
       const other = { ...pipeline, config: { ...pipeline.config, dataset: 'fashion-mnist' } };
       await expect(attributeAgreement(other, { perPrompt: 1, sampler: 'ddim', steps: 2, guidance: 1, seed: 0, batchSize: 5 })).rejects.toThrow(/needs an MNIST text pipeline/);
@@ -384,7 +385,7 @@ describe('colorAgreement', () => {
   });
 
   it('refuses pipelines that do not make 32x32 RGB Colored MNIST images, and bad counts', async () => {
-    const mnist = textToImageAsTextPipeline(await loadTextToImagePipeline(pipelineDir), 42);
+    const mnist = textToImageAsTextPipeline(await loadTextToImagePipeline(folderFiles(pipelineDir)), 42);
     const color = await loadTextPipeline(colorDir);
     try {
       const before = tf.memory().numTensors;

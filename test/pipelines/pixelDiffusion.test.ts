@@ -8,7 +8,8 @@ import { UNet, unetConfig } from '../../src/models/unet';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { saveModelWeights } from '../../src/train/checkpoint';
 import { writePipelineManifest } from '../../src/io/pipeline';
-import { loadPixelPipeline, generate, PixelPipeline } from '../../src/pipelines/pixelDiffusion';
+import { generate, PixelPipeline } from '../../src/pipelines/pixelDiffusion';
+import { loadPixelPipeline } from '../../src/node/loadPipeline';
 
 beforeAll(async () => useBackend('wasm'));
 

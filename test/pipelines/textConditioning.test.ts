@@ -14,11 +14,10 @@ import { Rng, randomNormal } from '../../src/backend/random';
 import { Clip, ClipConfigPartial } from '../../src/models/clip';
 import { learnBpeMerges, ByteTokenizer } from '../../src/models/tokenizer';
 import { TextEncoder } from '../../src/models/textEncoder';
-import { readSafetensors, writeSafetensors } from '../../src/io/safetensors';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensorsFile';
 import { saveModelWeights, readModelConfig } from '../../src/train/checkpoint';
-import {
-  loadTextEncoder, saveTextEncoder, encodePrompts, textEncoderCheckpointConfig, FrozenTextEncoder, TEXT_ENCODER_KIND,
-} from '../../src/pipelines/textConditioning';
+import { encodePrompts, textEncoderCheckpointConfig, FrozenTextEncoder, TEXT_ENCODER_KIND } from '../../src/pipelines/textConditioning';
+import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
 
 beforeAll(async () => useBackend('cpu'));
 

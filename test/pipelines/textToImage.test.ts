@@ -17,15 +17,15 @@ import { Clip, ClipConfigPartial } from '../../src/models/clip';
 import { learnBpeMerges } from '../../src/models/tokenizer';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { saveModelWeights } from '../../src/train/checkpoint';
-import { writePipelineManifest, PipelinePart } from '../../src/io/pipeline';
+import { folderFiles, writePipelineManifest } from '../../src/io/pipeline';
+import { PipelinePart } from '../../src/io/pipelineManifest';
 import { sample } from '../../src/sample/sample';
 import { NO_CLIP, ClipMode } from '../../src/sample/thresholding';
 import { unetDenoiser } from '../../src/pipelines/unetDenoiser';
-import { loadTextEncoder, saveTextEncoder, encodePrompts, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
-import {
-  loadTextToImagePipeline, generateFromText, textUNetCheckpointConfig, TextToImagePipeline, DiffusionSpace,
-  writeTextPipeline,
-} from '../../src/pipelines/textToImage';
+import { encodePrompts, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
+import { loadTextToImagePipeline, generateFromText, textUNetCheckpointConfig, TextToImagePipeline, DiffusionSpace } from '../../src/pipelines/textToImage';
+import { writeTextPipeline } from '../../src/node/writePipeline';
 
 beforeAll(async () => useBackend('cpu'));
 
@@ -134,7 +134,7 @@ const P = ['a top digit', 'a left digit', 'the left one', 'a thin top digit'];
 describe('pixel design', () => {
   let pipe: TextToImagePipeline;
   beforeAll(async () => {
-    pipe = await loadTextToImagePipeline(await pipelineFolder({ design: 'pixel', unetSpace: 'pixel', unet: PIXEL_UNET }));
+    pipe = await loadTextToImagePipeline(folderFiles(await pipelineFolder({ design: 'pixel', unetSpace: 'pixel', unet: PIXEL_UNET })));
   });
   afterAll(() => pipe?.dispose());
 
@@ -222,7 +222,7 @@ describe('pixel design', () => {
 describe('latent design', () => {
   let pipe: TextToImagePipeline;
   beforeAll(async () => {
-    pipe = await loadTextToImagePipeline(await pipelineFolder({ design: 'latent', unetSpace: 'latent', unet: LATENT_UNET }));
+    pipe = await loadTextToImagePipeline(folderFiles(await pipelineFolder({ design: 'latent', unetSpace: 'latent', unet: LATENT_UNET })));
   });
   afterAll(() => pipe?.dispose());
 
@@ -260,7 +260,7 @@ describe('writeTextPipeline', () => {
     await writeTextPipeline(out16, { run, storage: 'float16' });
     expect(tf.memory().numTensors).toBe(before);
     expect(fs.statSync(path.join(out16, 'unet.safetensors')).size).toBeLessThan(0.6 * fs.statSync(path.join(out32, 'unet.safetensors')).size);
-    const [a, b, c] = [await loadTextToImagePipeline(run), await loadTextToImagePipeline(out32), await loadTextToImagePipeline(out16)];
+    const [a, b, c] = [await loadTextToImagePipeline(folderFiles(run)), await loadTextToImagePipeline(folderFiles(out32)), await loadTextToImagePipeline(folderFiles(out16))];
     try {
       expect(b.defaults.steps).toBe(4);
       const opts = { prompts: P.slice(0, 2), n: 2, sampler: 'ddim' as const, steps: 3, guidance: 2, seed: 9 };
@@ -280,7 +280,7 @@ describe('refusals when loading', () => {
   it('a text encoder that is not the UNet\'s (another tokenizer)', async () => {
     const dir = await pipelineFolder({ design: 'pixel', unetSpace: 'pixel', unet: PIXEL_UNET, textMerges: 3 });
     const before = tf.memory().numTensors;
-    await expect(loadTextToImagePipeline(dir)).rejects.toThrow(/the text encoder \(.*text_encoder\.safetensors\) is not the one the UNet was trained with/);
+    await expect(loadTextToImagePipeline(folderFiles(dir))).rejects.toThrow(/the text encoder \(.*text_encoder\.safetensors\) is not the one the UNet was trained with/);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -288,15 +288,15 @@ describe('refusals when loading', () => {
     const wrong = unetConfig({ ...LATENT_UNET, sampleSize: 8, attentionResolutions: [4] });
     const dir = await pipelineFolder({ design: 'latent', unetSpace: 'latent', unet: wrong });
     const before = tf.memory().numTensors;
-    await expect(loadTextToImagePipeline(dir)).rejects.toThrow(/the UNet works on \[8, 8, 2\], the autoencoder's latents are \[4, 4, 2\]/);
+    await expect(loadTextToImagePipeline(folderFiles(dir))).rejects.toThrow(/the UNet works on \[8, 8, 2\], the autoencoder's latents are \[4, 4, 2\]/);
     expect(tf.memory().numTensors).toBe(before);
   });
 
   it('design pixel with a latent UNet, and design latent with a pixel UNet', async () => {
     const a = await pipelineFolder({ design: 'pixel', unetSpace: 'latent', unet: LATENT_UNET });
-    await expect(loadTextToImagePipeline(a)).rejects.toThrow(/design 'pixel' but the UNet was trained in latent space/);
+    await expect(loadTextToImagePipeline(folderFiles(a))).rejects.toThrow(/design 'pixel' but the UNet was trained in latent space/);
     const b = await pipelineFolder({ design: 'latent', unetSpace: 'pixel', unet: PIXEL_UNET });
-    await expect(loadTextToImagePipeline(b)).rejects.toThrow(/design 'latent' but the UNet was trained in pixel space/);
+    await expect(loadTextToImagePipeline(folderFiles(b))).rejects.toThrow(/design 'latent' but the UNet was trained in pixel space/);
   });
 });
 

@@ -31,21 +31,23 @@ import { DiffusionPrior, PriorConfig, priorConfig, priorDenoiser, samplePriorEmb
 import { scheduleConfig } from '../../src/schedule/betas';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
-import { WEIGHTS_FILE } from '../../src/train/loop';
-import { lowResConfig } from '../../src/train/lowResConditioning';
+import { WEIGHTS_FILE } from '../../src/io/checkpoint';
+import { lowResConfig } from '../../src/sample/lowResConditioning';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';
-import { writePipelineManifest, PipelinePart, readPipelineManifest } from '../../src/io/pipeline';
+import { folderFiles, writePipelineManifest, readPipelineManifest } from '../../src/io/pipeline';
+import { PipelinePart } from '../../src/io/pipelineManifest';
 import { sample } from '../../src/sample/sample';
 import { classifierFreeGuidance } from '../../src/sample/guidance';
 import { Cond } from '../../src/sample/types';
 import { ClipMode } from '../../src/sample/thresholding';
 import { unetDenoiser } from '../../src/pipelines/unetDenoiser';
-import { loadTextEncoder, saveTextEncoder, TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { TextEncoderCheckpointConfig } from '../../src/pipelines/textConditioning';
+import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
 import { TEXT_ENCODER_FILE } from '../../src/pipelines/textToImage';
-import {
-  clipProvenance, ClipProvenance, generateUnclip, imageVariations, loadUnclipPipeline, UnclipPipeline, unclipDecoderCheckpointConfig, writeUnclipPipeline,
-} from '../../src/pipelines/unclip';
-import { loadTextPipeline } from '../../src/pipelines/loadPipeline';
+import { ClipProvenance, generateUnclip, imageVariations, loadUnclipPipeline, UnclipPipeline, unclipDecoderCheckpointConfig } from '../../src/pipelines/unclip';
+import { clipProvenance } from '../../src/node/pipelineParts';
+import { writeUnclipPipeline } from '../../src/node/writePipeline';
+import { loadTextPipeline } from '../../src/node/loadPipeline';
 
 beforeAll(async () => useBackend('cpu'));
 
@@ -212,7 +214,7 @@ describe('loadUnclipPipeline and generateUnclip (image-embedding decoder)', () =
   let dir: string;
   beforeAll(async () => {
     dir = await unclipFolder();
-    p = await loadUnclipPipeline(dir);
+    p = await loadUnclipPipeline(folderFiles(dir));
   });
   afterAll(() => p?.dispose());
 
@@ -349,7 +351,7 @@ describe('loadUnclipPipeline and generateUnclip (image-embedding decoder)', () =
 
 describe('a decoder that also reads the caption', () => {
   it('conditions on the CLIP text tower\'s token states too; its null is the empty prompt with the zero embedding', async () => {
-    const p = await loadUnclipPipeline(await unclipFolder({ withText: true }));
+    const p = await loadUnclipPipeline(folderFiles(await unclipFolder({ withText: true })));
     const before = tf.memory().numTensors;
     try {
       expect(p.decoder.config.textEncoder?.text).toEqual(p.clip.config.text);
@@ -383,7 +385,7 @@ describe('a decoder that also reads the caption', () => {
 describe('refusals when loading', () => {
   const refuses = async (dir: string, message: RegExp): Promise<void> => {
     const before = tf.memory().numTensors;
-    await expect(loadUnclipPipeline(dir)).rejects.toThrow(message);
+    await expect(loadUnclipPipeline(folderFiles(dir))).rejects.toThrow(message);
     expect(tf.memory().numTensors).toBe(before);
   };
 
@@ -449,8 +451,8 @@ describe('writeUnclipPipeline', () => {
     expect((await readModelConfig(path.join(out, 'prior.safetensors'))).step).toBe(13);
     expect((await readModelConfig(path.join(out, 'decoder.safetensors'))).step).toBe(21);
     expect(fs.statSync(path.join(out, 'decoder.safetensors')).size).toBeLessThan(0.6 * fs.statSync(path.join(src, 'decoder.safetensors')).size);
-    const a = await loadUnclipPipeline(src);
-    const b = await loadUnclipPipeline(out);
+    const a = await loadUnclipPipeline(folderFiles(src));
+    const b = await loadUnclipPipeline(folderFiles(out));
     const o = { ...OPTS, prompts: ['a top digit'], n: 2, guidance: 2 };
     const x = await generateUnclip(a, o);
     const y = await generateUnclip(b, o);
@@ -472,7 +474,7 @@ describe('an optional super-resolution stage after the decoder', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await unclipFolder({ sr: {}, defaults: SR_DEFAULTS });
-    p = await loadUnclipPipeline(dir);
+    p = await loadUnclipPipeline(folderFiles(dir));
   });
   afterAll(() => p?.dispose());
 
@@ -580,7 +582,7 @@ describe('an optional super-resolution stage after the decoder', () => {
 describe('super-resolution stages refused when loading', () => {
   const refuses = async (dir: string, message: RegExp): Promise<void> => {
     const before = tf.memory().numTensors;
-    await expect(loadUnclipPipeline(dir)).rejects.toThrow(message);
+    await expect(loadUnclipPipeline(folderFiles(dir))).rejects.toThrow(message);
     expect(tf.memory().numTensors).toBe(before);
   };
 
@@ -632,8 +634,8 @@ describe('writeUnclipPipeline with a super-resolution run', () => {
     expect(m.parts.sr.description).toMatch(/super-resolution UNet 8x8 -> 16x16 \(EMA\) after 34 steps, toy, float32/);
     expect((await readPipelineManifest(out)).defaults).toEqual(defaults);
     expect((await readModelConfig(path.join(out, 'sr.safetensors'))).step).toBe(34);
-    const a = await loadUnclipPipeline(src);
-    const b = await loadUnclipPipeline(out);
+    const a = await loadUnclipPipeline(folderFiles(src));
+    const b = await loadUnclipPipeline(folderFiles(out));
     const o = { ...OPTS, prompts: ['a top digit'], n: 2, guidance: 2, srSteps: 2, augLevel: 5 };
     const x = await generateUnclip(a, o);
     const y = await generateUnclip(b, o);

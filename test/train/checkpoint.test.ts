@@ -9,15 +9,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../../src/nn/module';
 import { Rng, randomNormal } from '../../src/backend/random';
-import { readSafetensors, SafeTensor, writeSafetensors } from '../../src/io/safetensors';
-import {
-  loadModelWeights,
-  loadTrainingState,
-  readModelConfig,
-  saveModelWeights,
-  saveTrainingState,
-  TFJS_LAYOUT,
-} from '../../src/train/checkpoint';
+import { SafeTensor } from '../../src/io/safetensors';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensorsFile';
+import { loadModelWeights, loadTrainingState, readModelConfig, saveModelWeights, saveTrainingState } from '../../src/train/checkpoint';
+import { TFJS_LAYOUT } from '../../src/io/checkpoint';
 import { version } from '../../package.json';
 import { useBackend } from '../helpers';
 

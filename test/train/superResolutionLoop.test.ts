@@ -17,7 +17,7 @@ import { makeSchedule } from '../../src/schedule/schedule';
 import { fixedBatch } from '../../src/data/batches';
 import { lossAndGrads, GradientContext, trainDiffusion } from '../../src/train/loop';
 import { trainConfig } from '../../src/train/trainConfig';
-import { lowResConfig } from '../../src/train/lowResConditioning';
+import { lowResConfig } from '../../src/sample/lowResConditioning';
 import { startDataParallel } from '../../src/train/dataParallel';
 
 beforeAll(async () => useBackend('wasm'));

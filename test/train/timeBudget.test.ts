@@ -69,10 +69,11 @@ describe('BudgetClock', () => {
       clock.save(); // what tick() does while the stage runs
       const mid = readBudgetRecord(file, 'd', 10);
       expect(mid.stages.s).toBeGreaterThanOrEqual(5.05);
-      expect(mid.stages.s).toBeCloseTo(mid.spentSeconds, 6); // all the time so far went to this stage
+      // all the time so far went to this stage (but the instants between the constructor and stage(): ms on a busy machine)
+      expect(mid.stages.s).toBeCloseTo(mid.spentSeconds, 1);
     });
     const done = readBudgetRecord(file, 'd', 10);
-    expect(done.stages.s).toBeCloseTo(done.spentSeconds, 6); // credited once, not twice
+    expect(done.stages.s).toBeCloseTo(done.spentSeconds, 1); // credited once, not twice (twice would add ~0.06 s)
   });
 
   it('tick() saves only when saveEverySeconds have passed', async () => {

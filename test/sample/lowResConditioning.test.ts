@@ -16,7 +16,7 @@ import { makeSchedule } from '../../src/schedule/schedule';
 import {
   augmentationNoise, augmentLowRes, checkAugLevel, downsampleAverage, lowResConfig, lowResOf, resizeTo, samplingAugmentationNoise, trainingAugLevels,
   LOW_RES_DEFAULTS,
-} from '../../src/train/lowResConditioning';
+} from '../../src/sample/lowResConditioning';
 
 /** The 1-D bilinear x2 upsampling of a row, by the formula above. */
 function upRow(r: number[]): number[] {
