@@ -38,7 +38,7 @@ import { hideBin } from 'yargs/helpers';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../src/data/coloredMnist';
-import { colorAgreement, ColorAgreementResult, evaluateTextPipeline, TextEvalResult } from '../src/pipelines/evaluateText';
+import { colorAgreement, ColorAgreementResult, evaluateTextPipeline, TextEvalResult } from '../src/eval/evaluateText';
 import { TextPipeline } from '../src/pipelines/loadPipeline';
 import { loadTextPipeline } from '../src/node/loadPipeline';
 import { readPipelineManifest } from '../src/io/pipeline';

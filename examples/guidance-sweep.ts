@@ -17,7 +17,7 @@ import * as fs from 'fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { evaluateTextPipeline, TextEvalResult } from '../src/pipelines/evaluateText';
+import { evaluateTextPipeline, TextEvalResult } from '../src/eval/evaluateText';
 import { SamplerName, SAMPLER_NAMES } from '../src/sample/types';
 import { saveLinePlot } from '../src/io/plot';
 import { writeFileAtomic } from '../src/io/atomicWrite';

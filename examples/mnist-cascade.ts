@@ -36,7 +36,7 @@ import * as path from 'path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { trainTextDiffusion, TextTrainingOptions } from '../src/pipelines/textTraining';
+import { trainTextDiffusion, TextTrainingOptions } from '../src/recipes/textTraining';
 import { writeCascadePipeline } from '../src/node/writePipeline';
 import { digitPrompts } from '../src/eval/clipScore';
 import { runMain } from './text-to-image';

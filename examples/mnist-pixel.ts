@@ -27,7 +27,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { trainPixelDiffusion } from '../src/pipelines/pixelTraining';
+import { trainPixelDiffusion } from '../src/recipes/pixelTraining';
 
 // ---------------------------------------------------------------- hyperparameters
 const HYPERPARAMETERS = {

@@ -34,7 +34,7 @@ import * as path from 'path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { trainUnclipDecoder, trainUnclipPrior } from '../src/pipelines/unclipTraining';
+import { trainUnclipDecoder, trainUnclipPrior } from '../src/recipes/unclipTraining';
 import { writeUnclipPipeline } from '../src/node/writePipeline';
 import { runMain } from './text-to-image';
 

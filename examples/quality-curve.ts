@@ -15,7 +15,7 @@ import * as path from 'path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { evaluatePixelPipeline, PixelEvalResult } from '../src/pipelines/evaluatePixel';
+import { evaluatePixelPipeline, PixelEvalResult } from '../src/eval/evaluatePixel';
 import { readModelConfig } from '../src/train/checkpoint';
 import { readSafetensorsHeader } from '../src/io/safetensorsFile';
 import { STATE_FILE } from '../src/train/loop';

@@ -32,7 +32,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as os from 'os';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
-import { trainTextDiffusion } from '../src/pipelines/textTraining';
+import { trainTextDiffusion } from '../src/recipes/textTraining';
 import { CAPTIONED_DATASETS, CaptionedDatasetName } from '../src/data/captioned';
 
 // ---------------------------------------------------------------- hyperparameters

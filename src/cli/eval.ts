@@ -9,11 +9,11 @@ import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { DATASET_NAMES, isDatasetName } from '../data/load';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
-import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../pipelines/evaluatePixel';
+import { evaluatePixelPipeline, evalMarkdownRow, EVAL_TABLE_HEADER } from '../eval/evaluatePixel';
 import {
   attributeAgreementOf, AttributeAgreementResult, attributeAgreementTable, colorAgreement, ColorAgreementResult, colorAgreementTable,
   evaluateTextPipeline, evalPrompts, isTextEvalDataset, isTextPipelineFolder, TEXT_EVAL_DATASETS, TEXT_EVAL_TABLE_HEADER, textEvalMarkdownRow,
-} from '../pipelines/evaluateText';
+} from '../eval/evaluateText';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
 import { loadTextPipeline } from '../node/loadPipeline';

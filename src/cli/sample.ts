@@ -19,7 +19,7 @@ import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
 import { loadTextPipeline } from '../node/loadPipeline';
 import { imageVariations, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
 import { folderFiles, readPipelineManifest } from '../io/pipeline';
-import { isTextPipelineFolder } from '../pipelines/evaluateText';
+import { isTextPipelineFolder } from '../eval/evaluateText';
 import { loadPngTensor, saveImageGrid, saveImages } from '../io/png';
 import { BackendArgs, runWithBackend, withBackendOptions } from './common';
 

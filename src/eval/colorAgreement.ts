@@ -1,7 +1,7 @@
 /**
  * Colour measurement of Colored MNIST images (data/coloredMnist.ts): which
  * palette background and which palette digit colour does a 32x32 RGB image
- * show? Used by colour agreement (pipelines/evaluateText.ts colorAgreement):
+ * show? Used by colour agreement (eval/evaluateText.ts colorAgreement):
  * does 'a red 3 on a navy background' give a red digit on navy?
  *
  * The dataset draws pixel = a * fg + (1 - a) * bg, with a the MNIST ink alpha

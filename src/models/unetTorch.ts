@@ -20,8 +20,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import { fromTorchLayout } from '../io/torchLayout';
-import { toTfTensors } from '../io/safetensors';
-import { readSafetensors } from '../io/safetensorsFile';
+import { SafetensorsFile, toTfTensors } from '../io/safetensors';
 import { UNet, UNetConfig, unetConfig } from './unet';
 
 /** The peer's config as written by `torch_unet.py --export-reference`. */
@@ -106,11 +105,11 @@ export interface TorchUNetFile {
 }
 
 /**
- * Loads a safetensors file written by the peer (`--export-reference`): builds the
+ * A safetensors file written by the peer (`--export-reference`), parsed: builds the
  * UNet from `__metadata__.config`, imports the weights, returns the other tensors.
+ * `path` names the file in errors.
  */
-export async function loadTorchUNet(path: string): Promise<TorchUNetFile> {
-  const file = await readSafetensors(path);
+export function torchUNetFromSafetensors(file: SafetensorsFile, path: string): TorchUNetFile {
   const json = file.metadata.config;
   if (json === undefined) throw new Error(`${path}: no 'config' in __metadata__ (expected the peer's architecture JSON)`);
   const config = unetConfigFromPeer(json);

@@ -4,6 +4,8 @@
  * parts from bytes (pipelines/textConditioning.ts, pipelines/textToImage.ts).
  */
 import { UNet } from '../models/unet';
+import { TorchUNetFile, torchUNetFromSafetensors } from '../models/unetTorch';
+import { readSafetensors } from '../io/safetensorsFile';
 import { TEXT_ENCODER_KIND, FrozenTextEncoder, textEncoderFromCheckpoint } from '../pipelines/textConditioning';
 import { stageUNetFromCheckpoint, TextUNetCheckpointConfig } from '../pipelines/textToImage';
 import { ClipProvenance, clipProvenanceOf } from '../pipelines/unclip';
@@ -51,4 +53,9 @@ export async function copyUNet(from: string, to: string, storage: 'float32' | 'f
 /** The provenance of a CLIP checkpoint file (its config, step and seed). */
 export async function clipProvenance(file: string): Promise<ClipProvenance> {
   return clipProvenanceOf(await readModelConfig(file), file);
+}
+
+/** Loads a safetensors file written by the PyTorch peer (`--export-reference`; see torchUNetFromSafetensors). */
+export async function loadTorchUNet(path: string): Promise<TorchUNetFile> {
+  return torchUNetFromSafetensors(await readSafetensors(path), path);
 }

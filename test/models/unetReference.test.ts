@@ -19,7 +19,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'path';
 import { useBackend, relativeError } from '../helpers';
 import { readSafetensorsHeader } from '../../src/io/safetensorsFile';
-import { loadTorchUNet, unetConfigFromPeer, PeerUNetConfig } from '../../src/models/unetTorch';
+import { unetConfigFromPeer, PeerUNetConfig } from '../../src/models/unetTorch';
+import { loadTorchUNet } from '../../src/node/pipelineParts';
 import { UNet } from '../../src/models/unet';
 import { Rng } from '../../src/backend/random';
 

@@ -33,7 +33,7 @@ import { generateFromText, loadTextToImagePipeline, textUNetCheckpointConfig } f
 import { CascadePipeline, generateCascade, loadCascadePipeline } from '../../src/pipelines/cascade';
 import { writeCascadePipeline } from '../../src/node/writePipeline';
 import { loadTextPipeline } from '../../src/node/loadPipeline';
-import { trainTextDiffusion } from '../../src/pipelines/textTraining';
+import { trainTextDiffusion } from '../../src/recipes/textTraining';
 
 beforeAll(async () => useBackend('cpu'));
 

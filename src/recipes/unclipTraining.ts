@@ -67,7 +67,7 @@ import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
 import { baseStageData } from './textTraining';
 import { fileSha256 } from './latentData';
-import { clipDifference, ClipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig, recordedClipProvenance, UNCLIP_GENERATE_DEFAULTS } from './unclip';
+import { clipDifference, ClipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig, recordedClipProvenance, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
 import { clipProvenance } from '../node/pipelineParts';
 
 // ---------------------------------------------------------------- image embeddings

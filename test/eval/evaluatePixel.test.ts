@@ -8,7 +8,7 @@ import { UNet, unetConfig } from '../../src/models/unet';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { saveModelWeights } from '../../src/train/checkpoint';
 import { MNIST_CLASS_NAMES } from '../../src/data/mnist';
-import { evaluatePixelPipeline, evalMarkdownRow } from '../../src/pipelines/evaluatePixel';
+import { evaluatePixelPipeline, evalMarkdownRow } from '../../src/eval/evaluatePixel';
 
 beforeAll(async () => useBackend('wasm'));
 

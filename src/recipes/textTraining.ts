@@ -7,7 +7,7 @@
  *      caption (and of the empty prompt, the condition-dropout null) computed
  *      once and looked up per batch (models/textEncoder.ts CaptionStateCache);
  *   3. latent space only: every image encoded once to its scaled posterior mean
- *      (pipelines/latentData.ts, cached on disk in the run folder), with the
+ *      (recipes/latentData.ts, cached on disk in the run folder), with the
  *      autoencoder's measured scale factor;
  *   4. the UNet (cross-attention to the token states) trained with the loop of
  *      train/loop.ts: condition dropout to the empty prompt, EMA, checkpoints,
@@ -60,13 +60,13 @@ import { writeFileAtomic } from '../io/atomicWrite';
 import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
 import { cachedLatentDataset } from './latentData';
-import { FrozenTextEncoder } from './textConditioning';
+import { FrozenTextEncoder } from '../pipelines/textConditioning';
 import { loadTextEncoder, saveTextEncoder } from '../node/pipelineParts';
 import {
   AUTOENCODER_FILE, DiffusionSpace, DiffusionStage, generateFromText, SINGLE_STAGE, stageOf, TEXT_ENCODER_FILE, TextToImagePipeline,
   TextUNetCheckpointConfig, textUNetCheckpointConfig,
-} from './textToImage';
-import { CASCADE_GENERATE_DEFAULTS, sampledLowResCondition, SuperResolutionStage, superResolve } from './cascade';
+} from '../pipelines/textToImage';
+import { CASCADE_GENERATE_DEFAULTS, sampledLowResCondition, SuperResolutionStage, superResolve } from '../pipelines/cascade';
 
 export { TEXT_ENCODER_FILE, AUTOENCODER_FILE };
 
@@ -119,7 +119,7 @@ async function copyFileAtomic(from: string, to: string): Promise<void> {
   await writeFileAtomic(to, fs.readFileSync(from));
 }
 
-/** A cascade base stage's data (see the header), also the data of a reduced unCLIP decoder (pipelines/unclipTraining.ts). */
+/** A cascade base stage's data (see the header), also the data of a reduced unCLIP decoder (recipes/unclipTraining.ts). */
 export interface BaseStageData {
   /** The images centre-padded to padTo x padTo (black) and block-averaged by the factor: [padTo / f, padTo / f]. */
   readonly data: ImageDataset;

@@ -22,7 +22,7 @@ import { loadTrainingState } from '../train/checkpoint';
 import { saveImageGrid } from '../io/png';
 import { writePipelineManifest } from '../io/pipeline';
 import { SamplerName } from '../sample/types';
-import { generate, PixelCheckpointConfig, pixelCheckpointConfig } from './pixelDiffusion';
+import { generate, PixelCheckpointConfig, pixelCheckpointConfig } from '../pipelines/pixelDiffusion';
 
 export interface PixelTrainingOptions {
   readonly dataset: DatasetName;

@@ -25,7 +25,7 @@ import { loadTextPipeline } from '../../src/node/loadPipeline';
 import {
   attributeAgreement, attributeAgreementTable, colorAgreement, colorAgreementTable, evalPrompts, evaluateTextPipeline, TextEvalOptions, textEvalMarkdownRow,
   TEXT_EVAL_TABLE_HEADER,
-} from '../../src/pipelines/evaluateText';
+} from '../../src/eval/evaluateText';
 
 // A hand-built text pipeline: an untrained tiny UNet (random, non-zero output conv, so samples are noise)
 // cross-attending to a tiny CLIP's text tower. Everything checked here is plumbing: counts, bounds, and

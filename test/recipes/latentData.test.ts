@@ -1,5 +1,5 @@
 /**
- * Latent diffusion's data (src/pipelines/latentData.ts): every image encoded
+ * Latent diffusion's data (src/recipes/latentData.ts): every image encoded
  * once to scaleFactor * posterior mean, labels and captions carried, padding to
  * the autoencoder's sampleSize; float32 datasets batched as they are; the disk
  * cache reused, invalidated by another autoencoder file or scale factor, and
@@ -15,7 +15,7 @@ import { ImageDataset, validateDataset } from '../../src/data/dataset';
 import { BatchIterator, fixedBatch } from '../../src/data/batches';
 import { Autoencoder, autoencoderConfig } from '../../src/models/autoencoder';
 import { saveModelWeights } from '../../src/train/checkpoint';
-import { cachedLatentDataset, encodeLatentDataset } from '../../src/pipelines/latentData';
+import { cachedLatentDataset, encodeLatentDataset } from '../../src/recipes/latentData';
 
 beforeAll(async () => useBackend('cpu'));
 

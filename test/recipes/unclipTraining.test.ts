@@ -1,5 +1,5 @@
 /**
- * Training the unCLIP parts (src/pipelines/unclipTraining.ts) for a few steps
+ * Training the unCLIP parts (src/recipes/unclipTraining.ts) for a few steps
  * on 8 MNIST digits with a tiny CLIP: the decoder's embedding table is the
  * CLIP image embedding of each padded image (cached in the run folder), its
  * checkpoint records the CLIP, the CLIP file is untouched, resume continues
@@ -31,13 +31,13 @@ import { METRICS_FILE } from '../../src/train/loop';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';
 import { readSafetensors } from '../../src/io/safetensorsFile';
-import { fileSha256 } from '../../src/pipelines/latentData';
+import { fileSha256 } from '../../src/recipes/latentData';
 import { unclipDecoderCheckpointConfig, unclipPriorCheckpointConfig } from '../../src/pipelines/unclip';
 import { writeUnclipPipeline } from '../../src/node/writePipeline';
-import { TRAIN_EMBEDDINGS_FILE, trainUnclipDecoder, trainUnclipPrior, UnclipDecoderTrainingOptions, VALIDATION_EMBEDDINGS_FILE } from '../../src/pipelines/unclipTraining';
+import { TRAIN_EMBEDDINGS_FILE, trainUnclipDecoder, trainUnclipPrior, UnclipDecoderTrainingOptions, VALIDATION_EMBEDDINGS_FILE } from '../../src/recipes/unclipTraining';
 import { TextPipeline } from '../../src/pipelines/loadPipeline';
 import { loadTextPipeline } from '../../src/node/loadPipeline';
-import { baseStageData, trainTextDiffusion } from '../../src/pipelines/textTraining';
+import { baseStageData, trainTextDiffusion } from '../../src/recipes/textTraining';
 import { loadPng } from '../../src/io/png';
 
 beforeAll(async () => useBackend('wasm'));

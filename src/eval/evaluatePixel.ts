@@ -7,18 +7,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, DatasetName } from '../data/load';
-import { loadFeatureExtractor, FeatureExtractor, CLASSIFIER_FEATURE_NAMES, shippedClassifiersDir } from '../eval/features';
-import { datasetSource, extractSourceFeatures, ImageSource } from '../eval/imageFolderStats';
-import { frechetDistance } from '../eval/frechet';
-import { kernelInceptionDistance, KidResult } from '../eval/kid';
-import { loadClassifier, Classifier } from '../eval/classifier';
-import { classify } from '../eval/conditionalAccuracy';
-import { clipScore, toClipInput } from '../eval/clipScore';
+import { loadFeatureExtractor, FeatureExtractor, CLASSIFIER_FEATURE_NAMES, shippedClassifiersDir } from './features';
+import { datasetSource, extractSourceFeatures, ImageSource } from './imageFolderStats';
+import { frechetDistance } from './frechet';
+import { kernelInceptionDistance, KidResult } from './kid';
+import { loadClassifier, Classifier } from './classifier';
+import { classify } from './conditionalAccuracy';
+import { clipScore, toClipInput } from './clipScore';
 import { Clip } from '../models/clip';
 import { loadClip } from '../train/clipTraining';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
-import { generate } from './pixelDiffusion';
+import { generate } from '../pipelines/pixelDiffusion';
 import { loadPixelPipeline } from '../node/loadPipeline';
 import * as path from 'path';
 
