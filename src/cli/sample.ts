@@ -13,10 +13,10 @@ import * as tf from '@tensorflow/tfjs';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
 import { generate, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
-import { loadPixelPipeline } from '../node/loadPipeline';
+import { loadPixelPipeline, loadTextPipeline } from '../node/loadPipeline';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
 import { CASCADE_GENERATE_DEFAULTS } from '../pipelines/cascade';
-import { loadTextPipeline } from '../node/loadPipeline';
+import { GenerateProgress } from '../pipelines/progress';
 import { imageVariations, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
 import { folderFiles, readPipelineManifest } from '../io/pipeline';
 import { isTextPipelineFolder } from '../eval/evaluateText';
@@ -67,6 +67,18 @@ function clipMode(spec: string | undefined): ClipMode | undefined {
   return { kind: 'none' };
 }
 
+/** Progress of a long sampling job on stderr: one line per tenth of the denoising steps (all stages, all batches). */
+function progressLines(): (p: GenerateProgress) => void {
+  let shown = 0;
+  return (p) => {
+    const tenth = Math.floor((10 * p.step) / p.total);
+    if (tenth > shown || p.step === p.total) {
+      shown = tenth;
+      process.stderr.write(`sampling: ${p.step}/${p.total} denoising steps (${p.stage})\n`);
+    }
+  };
+}
+
 interface Job {
   readonly images: tf.Tensor4D;
   readonly summary: string;
@@ -87,7 +99,7 @@ async function sampleText(args: SampleArgs): Promise<Job> {
     const guidance = args.guidance ?? d.guidance ?? fallback.guidance;
     const images = await pipeline.generate({
       prompts: all, n: all.length, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip),
-      onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
+      onWarn: (m) => process.stderr.write(`warning: ${m}\n`), onStep: progressLines(),
     });
     const rows = prompts.map((p) => `"${p}"`).join(', ');
     const sr = pipeline.design === 'cascade'
@@ -157,7 +169,7 @@ async function sampleClasses(args: SampleArgs): Promise<Job> {
     const sampler = (args.sampler as SamplerName | undefined) ?? pipeline.defaults.sampler ?? GENERATE_DEFAULTS.sampler;
     const steps = args.steps ?? pipeline.defaults.steps ?? GENERATE_DEFAULTS.steps;
     const guidance = args.guidance ?? pipeline.defaults.guidance ?? GENERATE_DEFAULTS.guidance;
-    const images = await generate(pipeline, { n, labels, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip ?? 'static') });
+    const images = await generate(pipeline, { n, labels, sampler, steps, guidance, seed: args.seed, clip: clipMode(args.clip ?? 'static'), onStep: progressLines() });
     return { images, cols: args.cols ?? (args.label === undefined ? args.n : Math.min(n, 8)), summary: `${n} images, ${sampler} ${steps} steps, guidance ${guidance}, seed ${args.seed}` };
   } finally {
     pipeline.dispose();

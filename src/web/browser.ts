@@ -7,6 +7,8 @@
 import * as fs from 'fs';
 import { chromium, Browser, Page } from 'playwright-core';
 import type { PageOutcome, PageProbe, PageRun, PipelineSummary } from './page/protocol';
+import { loadPipeline } from '../node/loadPipeline';
+import { DecodedImage, makeGrid, tensorToImageBytes } from '../io/image';
 
 export type { PageOutcome, PageRun, PipelineSummary };
 
@@ -178,4 +180,90 @@ export async function generateThenStop(page: Page, s: FormFields, timeoutMs: num
   await page.click('#stop');
   await page.waitForFunction((n) => (globalThis as unknown as { tfjsDiffusionPage: PageProbe }).tfjsDiffusionPage.actions > n, before, { timeout: timeoutMs, polling: 100 });
   return page.evaluate(PROBE_OUTCOME);
+}
+
+// ---------------------------------------------------------------- page vs Node
+
+/** One shipped design sampled on the page and in Node with the same settings. */
+export interface DesignCase {
+  readonly pipeline: string;
+  readonly design: string;
+  readonly settings: SampleSettings;
+}
+
+/**
+ * Every shipped design at 4 steps, 2 images, a fixed seed; the three samplers
+ * between them (the same cases as test/web/page.test.ts; timing.ts records
+ * their page-vs-Node difference).
+ */
+export const DESIGN_CASES: readonly DesignCase[] = [
+  { pipeline: 'mnist-latent', design: 'latent', settings: { prompts: ['a handwritten 3', 'a handwritten 7'], n: 1, sampler: 'dpm-solver++', steps: 4, guidance: 2, seed: 7 } },
+  { pipeline: 'colored-mnist-cascade', design: 'cascade', settings: { prompts: ['a red 3 on a navy background'], n: 2, sampler: 'ddim', steps: 4, guidance: 3, seed: 1 } },
+  { pipeline: 'colored-mnist-unclip', design: 'unclip', settings: { prompts: ['a red 0 on a black background'], n: 2, sampler: 'dpm-solver++', steps: 4, guidance: 3, seed: 2 } },
+  { pipeline: 'mnist-pixel', design: 'pixel', settings: { labels: [3, 8], n: 1, sampler: 'ddpm', steps: 4, guidance: 1.5, seed: 3 } },
+];
+
+/** Images one Generate of `s` makes: n per prompt / label (n alone when there are neither). */
+export function settingsImageCount(s: SampleSettings): number {
+  return (s.prompts?.length ?? s.labels?.length ?? 1) * s.n;
+}
+
+/**
+ * The `generate` options the page's worker builds from `s`: each prompt / label
+ * repeated n times (one grid row each), n = all images. Node code passes these
+ * to Pipeline.generate to run the page's job; the grid is makeGrid(..., { cols: s.n, padding: 2 }).
+ */
+export function pageGenerateOptions(s: SampleSettings): {
+  readonly prompts?: readonly string[]; readonly labels?: readonly number[]; readonly n: number;
+  readonly seed: number; readonly sampler: SampleSettings['sampler']; readonly steps: number; readonly guidance: number;
+} {
+  const repeat = <T>(xs: readonly T[]): T[] => xs.flatMap((x) => Array.from({ length: s.n }, () => x));
+  return {
+    ...(s.prompts !== undefined ? { prompts: repeat(s.prompts) } : {}),
+    ...(s.labels !== undefined ? { labels: repeat(s.labels) } : {}),
+    n: settingsImageCount(s), seed: s.seed, sampler: s.sampler, steps: s.steps, guidance: s.guidance,
+  };
+}
+
+/** The grid options the page draws with (src/web/page/worker.ts). */
+export function pageGridOptions(s: SampleSettings): { readonly cols: number; readonly padding: number } {
+  return { cols: s.n, padding: 2 };
+}
+
+/**
+ * Max |canvas - Node| per 8-bit channel over R, G, B (a gray Node grid compares
+ * with each of R, G, B), and the pixels compared. Throws when the sizes differ
+ * or a canvas pixel is not opaque.
+ */
+export function gridDifference(
+  canvas: GridPixels, node: { readonly data: Uint8Array; readonly width: number; readonly height: number; readonly channels: number },
+): { readonly maxAbsDiff: number; readonly pixels: number } {
+  if (canvas.width !== node.width || canvas.height !== node.height) {
+    throw new Error(`the page's grid is ${canvas.width}x${canvas.height}, Node's ${node.width}x${node.height}`);
+  }
+  let worst = 0;
+  for (let i = 0; i < node.width * node.height; i++) {
+    for (let k = 0; k < 3; k++) {
+      const d = Math.abs(canvas.rgba[4 * i + k] - node.data[i * node.channels + (node.channels === 1 ? 0 : k)]);
+      if (d > worst) worst = d;
+    }
+    if (canvas.rgba[4 * i + 3] !== 255) throw new Error(`canvas pixel ${i} is not opaque (alpha ${canvas.rgba[4 * i + 3]})`);
+  }
+  return { maxAbsDiff: worst, pixels: node.width * node.height };
+}
+
+/** The grid Node makes for `s` from the pipeline folder `dir`: the page's generate options and grid layout, Node's backend. */
+export async function nodeGrid(dir: string, s: SampleSettings): Promise<DecodedImage> {
+  const p = await loadPipeline(dir);
+  try {
+    const o = pageGenerateOptions(s);
+    const images = await p.generate(o);
+    try {
+      return makeGrid(await tensorToImageBytes(images), o.n, p.imageSize, p.imageSize, p.imageChannels, pageGridOptions(s));
+    } finally {
+      images.dispose();
+    }
+  } finally {
+    p.dispose();
+  }
 }

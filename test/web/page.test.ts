@@ -19,12 +19,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Page } from 'playwright-core';
 import { initBackend } from '../../src/backend/backend';
-import { loadPipeline } from '../../src/index';
-import { makeGrid, tensorToImageBytes } from '../../src/core';
 import { startWebServer, WebServer } from '../../src/web/serve';
 import {
-  CHROMIUM_PATH, generateInPage, generateThenStop, GridPixels, lastRun, launchChromium, LaunchedBrowser, loadPipelineInPage,
-  openPage, pickFolderInPage, readGrid, SampleSettings, settingsFields, workersStarted,
+  CHROMIUM_PATH, DESIGN_CASES as CASES, generateInPage, generateThenStop, gridDifference, GridPixels, lastRun, launchChromium, LaunchedBrowser,
+  loadPipelineInPage, nodeGrid, openPage, pickFolderInPage, readGrid, settingsFields, settingsImageCount as imageCount, workersStarted,
 } from '../../src/web/browser';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -46,61 +44,6 @@ const MIN_IMAGE_RANGE = 32;
 /** Waits: the machine may be loaded (idle: load ~1 s, generate 1-5 s on wasm, webgl shader compilation ~10-20 s). */
 const LOAD_TIMEOUT = 60_000;
 const GENERATE_TIMEOUT = 180_000;
-
-interface DesignCase {
-  readonly pipeline: string;
-  readonly design: string;
-  readonly settings: SampleSettings;
-}
-
-/** 4 steps, 2 images each; the three samplers between them. */
-const CASES: readonly DesignCase[] = [
-  { pipeline: 'mnist-latent', design: 'latent', settings: { prompts: ['a handwritten 3', 'a handwritten 7'], n: 1, sampler: 'dpm-solver++', steps: 4, guidance: 2, seed: 7 } },
-  { pipeline: 'colored-mnist-cascade', design: 'cascade', settings: { prompts: ['a red 3 on a navy background'], n: 2, sampler: 'ddim', steps: 4, guidance: 3, seed: 1 } },
-  { pipeline: 'colored-mnist-unclip', design: 'unclip', settings: { prompts: ['a red 0 on a black background'], n: 2, sampler: 'dpm-solver++', steps: 4, guidance: 3, seed: 2 } },
-  { pipeline: 'mnist-pixel', design: 'pixel', settings: { labels: [3, 8], n: 1, sampler: 'ddpm', steps: 4, guidance: 1.5, seed: 3 } },
-];
-
-// ---------------------------------------------------------------- helpers
-
-/** The grid Node makes: the same rows (each prompt / label repeated n times), cols = n, padding 2. */
-async function nodeGrid(c: DesignCase): Promise<{ data: Uint8Array; width: number; height: number; channels: number }> {
-  const s = c.settings;
-  const repeat = <T>(xs: readonly T[]): T[] => xs.flatMap((x) => Array.from({ length: s.n }, () => x));
-  const pipeline = await loadPipeline(path.join(REPO, 'checkpoints', c.pipeline));
-  try {
-    const prompts = s.prompts !== undefined ? repeat(s.prompts) : undefined;
-    const labels = s.labels !== undefined ? repeat(s.labels) : undefined;
-    const count = (prompts ?? labels ?? []).length;
-    const images = await pipeline.generate({
-      ...(prompts !== undefined ? { prompts } : {}),
-      ...(labels !== undefined ? { labels } : {}),
-      n: count, seed: s.seed, sampler: s.sampler, steps: s.steps, guidance: s.guidance,
-    });
-    try {
-      const bytes = await tensorToImageBytes(images);
-      return makeGrid(bytes, count, pipeline.imageSize, pipeline.imageSize, pipeline.imageChannels, { cols: s.n, padding: 2 });
-    } finally {
-      images.dispose();
-    }
-  } finally {
-    pipeline.dispose();
-  }
-}
-
-/** Max |canvas - Node| over R, G, B (a gray Node grid compares with each of R, G, B); alpha must be opaque. */
-function maxPixelDifference(canvas: GridPixels, node: { data: Uint8Array; width: number; height: number; channels: number }): number {
-  expect([canvas.width, canvas.height]).toEqual([node.width, node.height]);
-  let worst = 0;
-  for (let i = 0; i < node.width * node.height; i++) {
-    for (let k = 0; k < 3; k++) {
-      const d = Math.abs(canvas.rgba[4 * i + k] - node.data[i * node.channels + (node.channels === 1 ? 0 : k)]);
-      if (d > worst) worst = d;
-    }
-    if (canvas.rgba[4 * i + 3] !== 255) throw new Error(`canvas pixel ${i} is not opaque (alpha ${canvas.rgba[4 * i + 3]})`);
-  }
-  return worst;
-}
 
 /** max - min of each grid cell's pixels (cells laid out as makeGrid does: padding 2, cols = n, square images). */
 function cellRanges(g: GridPixels, count: number, cols: number): number[] {
@@ -125,9 +68,6 @@ function cellRanges(g: GridPixels, count: number, cols: number): number[] {
   return ranges;
 }
 
-function imageCount(s: SampleSettings): number {
-  return (s.prompts ?? s.labels ?? []).length * s.n;
-}
 
 // ---------------------------------------------------------------- the test
 
@@ -159,7 +99,7 @@ describe('the page in headless Chromium', () => {
   for (const c of CASES) {
     test(`${c.design} (${c.pipeline}) on wasm: the page's grid equals Node's`, async () => {
       const before = tf.memory().numTensors;
-      const expected = await nodeGrid(c);
+      const expected = await nodeGrid(path.join(REPO, 'checkpoints', c.pipeline), c.settings);
       expect(tf.memory().numTensors).toBe(before);
       nodeGrids.set(c.pipeline, expected);
 
@@ -172,7 +112,7 @@ describe('the page in headless Chromium', () => {
 
       const grid = await readGrid(page);
       for (const r of cellRanges(grid, imageCount(c.settings), c.settings.n)) expect(r).toBeGreaterThanOrEqual(MIN_IMAGE_RANGE);
-      const diff = maxPixelDifference(grid, expected);
+      const diff = gridDifference(grid, expected).maxAbsDiff;
       process.stdout.write(`web page vs Node, ${c.pipeline}: max |difference| ${diff} levels\n`);
       expect(diff).toBeLessThanOrEqual(PIXEL_TOLERANCE);
       expect(pageLog.filter((l) => l.startsWith('page error'))).toEqual([]);
@@ -192,7 +132,7 @@ describe('the page in headless Chromium', () => {
     expect(loaded.error).toBeNull();
     const out = await generateInPage(page, settingsFields(c.settings), GENERATE_TIMEOUT);
     expect(out.error).toBeNull();
-    expect(maxPixelDifference(await readGrid(page), expected)).toBeLessThanOrEqual(PIXEL_TOLERANCE);
+    expect(gridDifference(await readGrid(page), expected).maxAbsDiff).toBeLessThanOrEqual(PIXEL_TOLERANCE);
   }, GENERATE_TIMEOUT + LOAD_TIMEOUT);
 
   test('webgl (SwiftShader): switching the backend reloads the pipeline; the grid is drawn and the page says webgl ran', async () => {
