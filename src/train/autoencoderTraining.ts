@@ -59,6 +59,7 @@ import { learningRate } from './lr';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
+import { openMetricsLog, removeStaleTempFiles } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -305,16 +306,6 @@ export interface TrainAutoencoderResult {
   readonly memory: MemoryEstimate | null;
 }
 
-function readMetrics(file: string, upToStep: number): AutoencoderMetricsRow[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as AutoencoderMetricsRow)
-    .filter((r) => r.step <= upToStep);
-}
-
 function disposeBatch(batch: Batch): void {
   tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
 }
@@ -322,6 +313,7 @@ function disposeBatch(batch: Batch): void {
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainAutoencoderResult> {
   const { train, config: cfg, outDir } = opts;
   fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
+  removeStaleTempFiles(outDir, opts.onLog);
   const statePath = path.join(outDir, STATE_FILE);
   const weightsPath = path.join(outDir, WEIGHTS_FILE);
   const metricsPath = path.join(outDir, METRICS_FILE);
@@ -418,12 +410,11 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
     }
   } else {
     if (ema !== null) copyWeights(ema, model);
-    if (fs.existsSync(metricsPath)) fs.unlinkSync(metricsPath);
   }
   log(`autoencoder: ${model.numParameters().toLocaleString('en-US')} parameters, ${size}x${size}x${ckptConfig.autoencoder.inChannels} -> ` +
     `${model.latentShape(1).slice(1).join('x')}; data: ${train.name} ${train.count} images ${train.height}x${train.width}x${train.channels}`);
-  const metrics = readMetrics(metricsPath, startStep);
-  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
+  const metrics = openMetricsLog<AutoencoderMetricsRow>(metricsPath, startStep, startStep > 0, log);
   const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
 
   /** Loss of a batch's examples [first, first + B) at `step`, and its gradients by parameter name. */
@@ -509,7 +500,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
   let lastValidation: ReconstructionMetrics | null = null;
   let windowStart = Date.now();
   let windowImages = 0;
-  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
   let step = startStep;
   let stoppedEarly = false;
   try {
@@ -564,7 +555,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
           wallSeconds: (Date.now() - runStart) / 1000,
           ...val,
         };
-        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        metrics.append(row);
         opts.onMetrics?.(row);
         const extra: Record<string, string> = { kl: row.kl.toExponential(2), lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) };
         if (row.valPsnr !== undefined) extra['val PSNR'] = row.valPsnr.toFixed(2);
@@ -600,7 +591,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
   }
 
   // ---- loss curves of the whole run (including earlier sessions)
-  const all = readMetrics(metricsPath, step);
+  const all = metrics.read(step);
   if (all.length > 1) {
     const series = [
       { name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) },

@@ -34,6 +34,7 @@ import { AdamW } from './adamw';
 import { learningRate } from './lr';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
+import { openMetricsLog, removeStaleTempFiles } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -149,16 +150,6 @@ export interface TrainClipResult {
 
 // ---------------------------------------------------------------- helpers
 
-function readMetrics(file: string, upToStep: number): ClipMetricsRow[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as ClipMetricsRow)
-    .filter((r) => r.step <= upToStep);
-}
-
 function formatEval(values: Record<string, number>): string {
   return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
 }
@@ -187,6 +178,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} tokens and are truncated`);
 
   fs.mkdirSync(outDir, { recursive: true });
+  removeStaleTempFiles(outDir, log);
   const statePath = path.join(outDir, CLIP_STATE_FILE);
   const weightsPath = path.join(outDir, CLIP_WEIGHTS_FILE);
   const metricsPath = path.join(outDir, CLIP_METRICS_FILE);
@@ -213,11 +205,9 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
     } finally {
       tf.dispose([...state.tensors.values()]);
     }
-  } else if (fs.existsSync(metricsPath)) {
-    fs.unlinkSync(metricsPath);
   }
-  const metrics = readMetrics(metricsPath, startStep);
-  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
+  const metrics = openMetricsLog<ClipMetricsRow>(metricsPath, startStep, startStep > 0, log);
   const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
 
   const checkpoint = async (step: number): Promise<void> => {
@@ -241,7 +231,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   let lastEval: Record<string, number> | null = null;
   let windowStart = Date.now();
   let windowImages = 0;
-  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
   let step = startStep;
   let stoppedEarly = false;
   try {
@@ -296,7 +286,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
           wallSeconds: (Date.now() - runStart) / 1000,
           ...(evalValues !== undefined ? { eval: evalValues } : {}),
         };
-        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        metrics.append(row);
         opts.onMetrics?.(row);
         progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), scale: row.logitScale.toFixed(1), 'img/s': row.imagesPerSec.toFixed(1) } });
         windowStart = Date.now();
@@ -316,7 +306,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   }
   progress.done();
 
-  const all = readMetrics(metricsPath, step);
+  const all = metrics.read(step);
   if (all.length > 1) {
     saveLinePlot(path.join(outDir, 'clip-loss.png'), [{ name: 'CLIP loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], {
       width: 640,

@@ -54,6 +54,7 @@ import { conditionDropMask, dropLabels } from './cfgDropout';
 import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter, yieldToEventLoop } from './progress';
+import { openMetricsLog, removeStaleTempFiles } from './runFolder';
 import { profileKernels } from './profile';
 import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
@@ -148,7 +149,6 @@ function trainingNoise(shape: number[], seed: number, step: number, first: numbe
 function trainingTimesteps(count: number, seed: number, step: number, first: number, T: number): Int32Array {
   return Int32Array.from({ length: count }, (_, i) => keyedRng(seed, 't', step, first + i).int(T));
 }
-
 
 interface ConditionInputs {
   readonly classLabels: tf.Tensor1D | null;
@@ -323,16 +323,6 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   }
 }
 
-function readMetrics(file: string, upToStep: number): MetricsRow[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as MetricsRow)
-    .filter((r) => r.step <= upToStep);
-}
-
 // ---------------------------------------------------------------- the loop
 
 export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainResult> {
@@ -358,6 +348,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   }
   const padTo = opts.train.height === size && opts.train.width === size ? undefined : size;
   fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
+  removeStaleTempFiles(outDir, opts.onLog);
   const statePath = path.join(outDir, STATE_FILE);
   const weightsPath = path.join(outDir, WEIGHTS_FILE);
   const metricsPath = path.join(outDir, METRICS_FILE);
@@ -424,10 +415,9 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
     }
   } else {
     copyWeights(ema, model);
-    if (fs.existsSync(metricsPath)) fs.unlinkSync(metricsPath);
   }
-  const metrics = readMetrics(metricsPath, startStep);
-  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
+  const metrics = openMetricsLog<MetricsRow>(metricsPath, startStep, startStep > 0, log);
 
   const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
 
@@ -510,7 +500,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   };
 
   // ---- the loop
-  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
   // A time budget or a deadline may end the run before cfg.steps: the ETA is the sooner end.
   const secondsLeft = (): number | null => {
     const ends = [
@@ -608,7 +598,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
             ? { valLoss: validationLoss(model), valLossEma: validationLoss(ema) }
             : {}),
         };
-        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        metrics.append(row);
         opts.onMetrics?.(row);
         progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) } });
         windowStart = Date.now();
@@ -646,7 +636,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   progress.done();
 
   // ---- loss curve of the whole run (including earlier sessions)
-  const all = readMetrics(metricsPath, step);
+  const all = metrics.read(step);
   if (all.length > 1) {
     const series = [{ name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }];
     const val = all.filter((r) => r.valLoss !== undefined);

@@ -45,6 +45,7 @@ import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
+import { openMetricsLog, removeStaleTempFiles } from './runFolder';
 
 // ---------------------------------------------------------------- embedding pairs
 
@@ -389,16 +390,6 @@ export async function validatePrior(prior: DiffusionPrior, schedule: Schedule, p
   return { count: n, sampledCosine: meanRowDot(sampled, pairs.image, n, E), textCosine: meanRowDot(pairs.text, pairs.image, n, E) };
 }
 
-function readMetrics(file: string, upToStep: number): PriorMetricsRow[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as PriorMetricsRow)
-    .filter((r) => r.step <= upToStep);
-}
-
 function sameConfig(a: PriorConfig, b: PriorConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -426,6 +417,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   const scale = prior.config.imageEmbedScale;
 
   fs.mkdirSync(outDir, { recursive: true });
+  removeStaleTempFiles(outDir, log);
   const statePath = path.join(outDir, PRIOR_STATE_FILE);
   const weightsPath = path.join(outDir, PRIOR_WEIGHTS_FILE);
   const metricsPath = path.join(outDir, PRIOR_METRICS_FILE);
@@ -457,14 +449,13 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
       }
     } else {
       copyWeights(ema, prior);
-      if (fs.existsSync(metricsPath)) fs.unlinkSync(metricsPath);
     }
   } catch (e) {
     optimizer.dispose();
     throw e;
   }
-  const metrics = readMetrics(metricsPath, startStep);
-  fs.writeFileSync(metricsPath, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
+  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
+  const metrics = openMetricsLog<PriorMetricsRow>(metricsPath, startStep, startStep > 0, log);
   const order = new PairOrder(pairs.count, cfg.batchSize, cfg.seed);
 
   const checkpoint = async (step: number): Promise<void> => {
@@ -494,7 +485,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   let lastValidation: PriorValidation | null = null;
   let windowStart = Date.now();
   let windowPairs = 0;
-  const runStart = Date.now() - (metrics.length > 0 ? metrics[metrics.length - 1].wallSeconds * 1000 : 0);
+  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
   let step = startStep;
   let stoppedEarly = false;
   try {
@@ -550,7 +541,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
           wallSeconds: (Date.now() - runStart) / 1000,
           ...(val !== null ? { val } : {}),
         };
-        fs.appendFileSync(metricsPath, JSON.stringify(row) + '\n');
+        metrics.append(row);
         opts.onMetrics?.(row);
         progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), 'pairs/s': row.pairsPerSec.toFixed(0) } });
         windowStart = Date.now();
@@ -570,7 +561,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   }
   progress.done();
 
-  const all = readMetrics(metricsPath, step);
+  const all = metrics.read(step);
   if (all.length > 1) {
     saveLinePlot(path.join(outDir, 'prior-loss.png'), [{ name: 'prior loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], {
       width: 640,
