@@ -143,7 +143,7 @@ runMain(async () => {
   });
   const textStage = (outDir: string): Omit<TextTrainingOptions, 'space' | 'unet' | 'stage' | 'train'> => ({
     ...common, dataset: 'colored-mnist', attributes: false, limit: args.limit, textEncoder: args.clip,
-    preset: 'small', predictionType: 'v', schedule: { kind: 'cosine', timesteps: 1000 }, outDir, resume: true,
+    preset: 'small', predictionType: 'v', schedule: { kind: 'cosine', timesteps: 1000 }, outDir, resume: 'if-present',
     gridPrompts: GRID_PROMPTS, gridSampler: HYPERPARAMETERS.grid,
   });
 
@@ -169,7 +169,7 @@ runMain(async () => {
           loss: 'mse', logEvery: 25, valEvery: 200, sampleEvery: 200, checkpointEvery: 50, seed: HYPERPARAMETERS.seed,
         }),
         outDir: aeRun,
-        resume: true,
+        resume: 'if-present',
       }));
       if (ae.stoppedEarly) {
         log('interrupted in the autoencoder stage: run the same command to resume');
@@ -224,7 +224,7 @@ runMain(async () => {
       const P = { ...HYPERPARAMETERS.unclip.prior, steps: args['prior-steps'] };
       const priorRun = path.join(out, 'prior');
       const decoderRun = path.join(out, 'decoder');
-      const clipData = { dataset: 'colored-mnist' as const, attributes: false, limit: args.limit, clip: args.clip, resume: true };
+      const clipData = { dataset: 'colored-mnist' as const, attributes: false, limit: args.limit, clip: args.clip, resume: 'if-present' as const };
       log(`---- 1/2: the prior (${P.steps} steps) -> ${priorRun}`);
       const prior = await clock.stage('prior', () => trainUnclipPrior({
         ...common, ...clipData,

@@ -92,7 +92,7 @@ async function main(): Promise<void> {
         checkpointEvery: 250,
       }),
       outDir: args.out,
-      resume: !args.fresh,
+      resume: args.fresh ? false : 'if-present', overwrite: args.fresh,
       onLog: log,
       signal: controller.signal,
       command: ['npx tsx examples/mnist-autoencoder.ts', ...hideBin(process.argv)].join(' '),

@@ -110,7 +110,7 @@ runMain(async () => {
         checkpointEvery: 100,
         snapshotEvery: 500,
       },
-      resume: !args.fresh,
+      resume: args.fresh ? false : 'if-present', overwrite: args.fresh,
       gridPrompts: GRID_PROMPTS,
       gridSampler: { sampler: HYPERPARAMETERS.sampling.sampler, steps: HYPERPARAMETERS.sampling.steps, guidance: HYPERPARAMETERS.sampling.guidance, perPrompt: 8 },
       onLog: log,

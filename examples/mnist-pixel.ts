@@ -75,7 +75,7 @@ async function main(): Promise<void> {
         snapshotEvery: 250,
       },
       outDir: args.out,
-      resume: !args.fresh,
+      resume: args.fresh ? false : 'if-present', overwrite: args.fresh,
       gridSampler: { sampler: 'dpm-solver++', steps: 20, guidance: 1.5, perClass: 8 },
       onLog: (l) => process.stderr.write(l + '\n'),
       signal: controller.signal,

@@ -93,7 +93,7 @@ runMain(async () => {
   const decoderRun = path.join(args.out, 'decoder');
   const pipelineDir = path.join(args.out, 'pipeline');
   const common = {
-    dataset: 'mnist' as const, attributes: true, limit: args.limit, clip: args.clip, resume: !args.fresh,
+    dataset: 'mnist' as const, attributes: true, limit: args.limit, clip: args.clip, resume: args.fresh ? false : ('if-present' as const), overwrite: args.fresh,
     onLog: log, signal: controller.signal, command, isTTY: process.stderr.isTTY === true,
   };
   try {

@@ -114,7 +114,7 @@ export async function runTextToImageExample(example: TextToImageExample): Promis
         snapshotEvery: 500,
       },
       outDir: args.out,
-      resume: !args.fresh,
+      resume: args.fresh ? false : 'if-present', overwrite: args.fresh,
       gridPrompts: example.gridPrompts,
       gridSampler: { sampler: 'dpm-solver++', steps: 20, guidance: 3, perPrompt: 8 },
       onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),

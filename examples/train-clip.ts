@@ -96,7 +96,7 @@ async function main(): Promise<void> {
         seed: args.seed,
       },
       outDir: args.out,
-      resume: !args.fresh,
+      resume: args.fresh ? false : 'if-present', overwrite: args.fresh,
       onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
       signal: controller.signal,
       command: ['npx tsx examples/train-clip.ts', ...hideBin(process.argv)].join(' '),

@@ -44,6 +44,7 @@ interface TrainArgs extends BackendArgs {
   'min-snr-gamma': number;
   out: string;
   resume: boolean;
+  overwrite: boolean;
   'log-every': number;
   'val-every': number;
   'sample-every': number;
@@ -101,6 +102,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('min-snr-gamma', { type: 'number', default: TRAIN_DEFAULTS.minSnrGamma ?? 0, describe: 'Min-SNR loss weighting gamma; 0 = plain MSE' })
       .option('out', { type: 'string', default: 'runs/train', describe: 'run / checkpoint folder' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/state.safetensors' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'start over in an --out that holds a run (its state, weights and metrics are deleted first); without it such a folder is refused' })
       .option('log-every', { type: 'number', default: TRAIN_DEFAULTS.logEvery })
       .option('val-every', { type: 'number', default: TRAIN_DEFAULTS.valEvery, describe: 'validation loss every N steps (0 = never)' })
       .option('sample-every', { type: 'number', default: TRAIN_DEFAULTS.sampleEvery, describe: 'sample grid every N steps (0 = at the end only)' })
@@ -170,6 +172,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           train,
           outDir: args.out,
           resume: args.resume,
+          overwrite: args.overwrite,
           gridPrompts,
           gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perPrompt: 8 },
           onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
@@ -198,6 +201,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         train,
         outDir: args.out,
         resume: args.resume,
+        overwrite: args.overwrite,
         gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perClass: 8 },
         onLog: (l) => process.stderr.write(l + '\n'),
         signal: controller.signal,

@@ -40,6 +40,7 @@ interface TrainAutoencoderArgs extends BackendArgs {
   ema: boolean;
   out: string;
   resume: boolean;
+  overwrite: boolean;
   'log-every': number;
   'val-every': number;
   'sample-every': number;
@@ -78,6 +79,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
       .option('ema', { type: 'boolean', default: D.ema !== null, describe: 'keep an EMA of the weights and ship / evaluate it' })
       .option('out', { type: 'string', default: 'runs/autoencoder', describe: 'run / checkpoint folder' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/state.safetensors' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'start over in an --out that holds a run (its state, weights and metrics are deleted first); without it such a folder is refused' })
       .option('log-every', { type: 'number', default: D.logEvery })
       .option('val-every', { type: 'number', default: D.valEvery, describe: 'validation L1 / MSE / PSNR every N steps (0 = never)' })
       .option('sample-every', { type: 'number', default: D.sampleEvery, describe: 'originals | reconstructions grid every N steps (0 = at the end only)' })
@@ -133,6 +135,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
         }),
         outDir: args.out,
         resume: args.resume,
+        overwrite: args.overwrite,
         onLog,
         signal: controller.signal,
         command: commandLine(),

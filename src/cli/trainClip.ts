@@ -26,6 +26,7 @@ interface TrainClipArgs extends BackendArgs {
   'weight-decay': number;
   out: string;
   resume: boolean;
+  overwrite: boolean;
   'log-every': number;
   'eval-every': number;
   'checkpoint-every': number;
@@ -57,6 +58,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
       .option('weight-decay', { type: 'number', default: CLIP_TRAIN_DEFAULTS.weightDecay })
       .option('out', { type: 'string', default: 'runs/clip', describe: 'run / checkpoint folder' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from <out>/clip-state.safetensors' })
+      .option('overwrite', { type: 'boolean', default: false, describe: 'start over in an --out that holds a run (its state, weights and metrics are deleted first); without it such a folder is refused' })
       .option('log-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.logEvery })
       .option('eval-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.evalEvery, describe: 'evaluation every N steps (0 = at the end only)' })
       .option('checkpoint-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.checkpointEvery })
@@ -106,6 +108,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
         },
         outDir: args.out,
         resume: args.resume,
+        overwrite: args.overwrite,
         onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
         signal: controller.signal,
         command: commandLine(),

@@ -7,6 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { DIFFUSION_RUN_FILES } from '../train/loop';
 import { Rng } from '../backend/random';
 import { loadDataset, DatasetName } from '../data/load';
 import { ImageDataset } from '../data/dataset';
@@ -38,7 +40,14 @@ export interface PixelTrainingOptions {
   readonly schedule: Partial<ScheduleConfig>;
   readonly train: Partial<TrainConfig>;
   readonly outDir: string;
-  readonly resume: boolean;
+
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+
+  readonly resume: ResumeMode;
+
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+
+  readonly overwrite?: boolean;
   /** Sampler used for the periodic grids. */
   readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perClass: number };
   readonly onLog?: (line: string) => void;
@@ -74,10 +83,11 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
   }
   const cfg = trainConfig(opts.train);
   const statePath = path.join(opts.outDir, STATE_FILE);
+  const resuming = decideRunStart(opts.outDir, DIFFUSION_RUN_FILES, opts); // before any work: refuses what would lose a run
 
   // Model config: from the saved state when resuming (the run continues the same model), else from the options.
   let config: PixelCheckpointConfig;
-  if (opts.resume && fs.existsSync(statePath)) {
+  if (resuming) {
     const state = await loadTrainingState(statePath);
     tf.dispose([...state.tensors.values()]);
     config = pixelCheckpointConfig(state.json.checkpointConfig, statePath);
@@ -128,6 +138,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
+      overwrite: opts.overwrite,
       checkpointConfig: { schedule: config.schedule, dataset: config.dataset, classNames: config.classNames, imageSize: config.imageSize },
       onSample,
       onLog: log,

@@ -32,6 +32,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { DIFFUSION_RUN_FILES } from '../train/loop';
 import { Rng } from '../backend/random';
 import { ImageDataset } from '../data/dataset';
 import { downsampleDataset } from '../data/resize';
@@ -93,7 +95,14 @@ export interface TextTrainingOptions {
   readonly schedule: Partial<ScheduleConfig>;
   readonly train: Partial<TrainConfig>;
   readonly outDir: string;
-  readonly resume: boolean;
+
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+
+  readonly resume: ResumeMode;
+
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+
+  readonly overwrite?: boolean;
   /** Prompts of the periodic sample grids (one row each) and how they are sampled. */
   readonly gridPrompts: readonly string[];
   /**
@@ -142,6 +151,7 @@ export function baseStageData(pixels: ImageDataset, factor: number): BaseStageDa
 export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<TrainResult & { config: TextUNetCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
+  const resuming = decideRunStart(opts.outDir, DIFFUSION_RUN_FILES, opts); // before any work: refuses what would lose a run
   fs.mkdirSync(opts.outDir, { recursive: true });
   if (opts.gridPrompts.length === 0) throw new Error('trainTextDiffusion: gridPrompts must list at least one prompt');
 
@@ -208,7 +218,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     // ---- the model config: from the saved state when resuming, else from the options
     const statePath = path.join(opts.outDir, STATE_FILE);
     let config: TextUNetCheckpointConfig;
-    if (opts.resume && fs.existsSync(statePath)) {
+    if (resuming) {
       const state = await loadTrainingState(statePath);
       tf.dispose([...state.tensors.values()]);
       config = textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
@@ -299,6 +309,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
+      overwrite: opts.overwrite,
       checkpointConfig: {
         schedule: config.schedule,
         dataset: config.dataset,

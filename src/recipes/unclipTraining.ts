@@ -40,6 +40,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { DIFFUSION_RUN_FILES } from '../train/loop';
+import { PRIOR_RUN_FILES } from '../train/priorTraining';
 import { Rng } from '../backend/random';
 import { ImageDataset } from '../data/dataset';
 import { fixedBatch } from '../data/batches';
@@ -171,7 +174,14 @@ export interface UnclipDecoderTrainingOptions {
   readonly train: Partial<TrainConfig>;
   /** Run folder: model.safetensors (EMA decoder), state, metrics, samples/, the embedding caches. */
   readonly outDir: string;
-  readonly resume: boolean;
+
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+
+  readonly resume: ResumeMode;
+
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+
+  readonly overwrite?: boolean;
   /** Sample grids: variations of the first `rows` held-out images (their embeddings, and captions with text), `perImage` each. */
   readonly grid: { readonly rows: number; readonly perImage: number; readonly sampler: SamplerName; readonly steps: number; readonly guidance: number };
   /** Images per CLIP forward pass when embedding the data. */
@@ -209,6 +219,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
   if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(perImage) || perImage < 1) {
     throw new Error(`trainUnclipDecoder: grid.rows and grid.perImage must be positive integers, got ${rows} and ${perImage}`);
   }
+  const resuming = decideRunStart(opts.outDir, DIFFUSION_RUN_FILES, opts); // before any work: refuses what would lose a run
   fs.mkdirSync(opts.outDir, { recursive: true });
 
   // ---- data and captions (seeded by the run's seed)
@@ -257,7 +268,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
     // ---- the model config: from the saved state when resuming, else from the options
     const statePath = path.join(opts.outDir, STATE_FILE);
     let config: UnclipDecoderCheckpointConfig;
-    if (opts.resume && fs.existsSync(statePath)) {
+    if (resuming) {
       const state = await loadTrainingState(statePath);
       tf.dispose([...state.tensors.values()]);
       config = unclipDecoderCheckpointConfig(state.json.checkpointConfig, statePath);
@@ -369,6 +380,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
+      overwrite: opts.overwrite,
       checkpointConfig: {
         schedule: config.schedule,
         space: config.space,
@@ -419,7 +431,14 @@ export interface UnclipPriorTrainingOptions {
   readonly train: Partial<PriorTrainConfig>;
   /** Run folder: prior.safetensors (EMA), prior-state.safetensors, prior-metrics.jsonl, prior-loss.png. */
   readonly outDir: string;
-  readonly resume: boolean;
+
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+
+  readonly resume: ResumeMode;
+
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+
+  readonly overwrite?: boolean;
   /** Images / captions per CLIP forward pass. */
   readonly embedBatchSize?: number;
   readonly onLog?: (line: string) => void;
@@ -432,6 +451,7 @@ export interface UnclipPriorTrainingOptions {
 export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promise<TrainPriorResult & { config: PriorConfig; pairs: number }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = priorTrainConfig(opts.train);
+  const resuming = decideRunStart(opts.outDir, PRIOR_RUN_FILES, opts); // before any work: refuses what would lose a run
   fs.mkdirSync(opts.outDir, { recursive: true });
   const train = loadCaptionedDataset(opts.dataset, 'train', { seed: cfg.seed, attributes: opts.attributes, limit: opts.limit, dataDir: opts.dataDir });
   let test: ImageDataset | null = null;
@@ -459,7 +479,7 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
   const statePath = path.join(opts.outDir, PRIOR_STATE_FILE);
   let config: PriorConfig;
   let scheduleCfg: ScheduleConfig;
-  if (opts.resume && fs.existsSync(statePath)) {
+  if (resuming) {
     const state = await loadTrainingState(statePath);
     tf.dispose([...state.tensors.values()]);
     const saved = state.json.checkpointConfig as { prior?: Partial<PriorConfig>; schedule?: Partial<ScheduleConfig>; clip?: unknown } | undefined;
@@ -488,6 +508,7 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
+      overwrite: opts.overwrite,
       checkpointConfig: { clip: provenance, dataset: opts.dataset, attributes: opts.attributes },
       onLog: log,
       onMetrics: opts.onMetrics,

@@ -59,7 +59,7 @@ import { learningRate } from './lr';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -172,6 +172,8 @@ export function autoencoderTrainConfig(partial: AutoencoderTrainConfigInput = {}
 export const STATE_FILE = 'state.safetensors';
 export const WEIGHTS_FILE = 'autoencoder.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
+/** What an autoencoder run folder holds that a new run would replace. */
+export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, others: [WEIGHTS_FILE, METRICS_FILE] };
 
 /** Rebuilds an autoencoder from its weight file (Node; see autoencoderFromCheckpoint). The caller disposes the model. */
 export async function loadAutoencoder(file: string): Promise<LoadedAutoencoder> {
@@ -281,8 +283,10 @@ export interface TrainAutoencoderOptions {
   readonly config: AutoencoderTrainConfig;
   /** Run folder: autoencoder.safetensors, state.safetensors, metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
-  /** Continue from outDir/state.safetensors if it exists. */
-  readonly resume: boolean;
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+  readonly resume: ResumeMode;
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+  readonly overwrite?: boolean;
   readonly onLog?: (line: string) => void;
   readonly onMetrics?: (row: AutoencoderMetricsRow) => void;
   /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
@@ -312,12 +316,12 @@ function disposeBatch(batch: Batch): void {
 
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainAutoencoderResult> {
   const { train, config: cfg, outDir } = opts;
+  const resuming = startRun(outDir, AUTOENCODER_RUN_FILES, opts, opts.onLog);
   fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
   removeStaleTempFiles(outDir, opts.onLog);
   const statePath = path.join(outDir, STATE_FILE);
   const weightsPath = path.join(outDir, WEIGHTS_FILE);
   const metricsPath = path.join(outDir, METRICS_FILE);
-  const resuming = opts.resume && fs.existsSync(statePath);
 
   // ---- architecture: from the saved state when resuming, else from the options and the data
   let ckptConfig: AutoencoderCheckpointConfig;

@@ -34,7 +34,7 @@ import { AdamW } from './adamw';
 import { learningRate } from './lr';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles } from './runFolder';
+import { decideRunStart, openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -103,6 +103,8 @@ export function clipTrainConfig(partial: Partial<ClipTrainConfig> = {}): ClipTra
 export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
 export const CLIP_STATE_FILE = 'clip-state.safetensors';
 export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
+/** What a CLIP run folder holds that a new run would replace. */
+export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, others: [CLIP_WEIGHTS_FILE, CLIP_METRICS_FILE] };
 
 export interface ClipMetricsRow {
   readonly step: number;
@@ -124,8 +126,10 @@ export interface TrainClipOptions {
   readonly config: ClipTrainConfig;
   /** Run folder: clip.safetensors, clip-state.safetensors, clip-metrics.jsonl, clip-loss.png. */
   readonly outDir: string;
-  /** Continue from outDir/clip-state.safetensors if it exists. */
-  readonly resume: boolean;
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+  readonly resume: ResumeMode;
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+  readonly overwrite?: boolean;
   /** Numbers to log, e.g. zero-shot accuracy; called every evalEvery steps and at the end. */
   readonly evaluate?: (clip: Clip, step: number) => Promise<Record<string, number>>;
   /** Extra JSON stored with the weights' config (dataset, caption settings, ...). */
@@ -177,6 +181,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   tokenizer.encode([...new Set(captions)], { onWarn: () => truncated++ });
   if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} tokens and are truncated`);
 
+  const resuming = startRun(outDir, CLIP_RUN_FILES, opts, log);
   fs.mkdirSync(outDir, { recursive: true });
   removeStaleTempFiles(outDir, log);
   const statePath = path.join(outDir, CLIP_STATE_FILE);
@@ -189,7 +194,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   // ---- init or resume
   let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  if (opts.resume && fs.existsSync(statePath)) {
+  if (resuming) {
     const state = await loadTrainingState(statePath);
     try {
       const saved = state.json.config as ClipTrainConfig | undefined;
@@ -353,7 +358,14 @@ export interface ClipRecipeOptions {
   readonly clip: ClipConfigPartial;
   readonly train: Partial<ClipTrainConfig>;
   readonly outDir: string;
-  readonly resume: boolean;
+
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+
+  readonly resume: ResumeMode;
+
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+
+  readonly overwrite?: boolean;
   readonly onLog?: (line: string) => void;
   readonly signal?: AbortSignal;
   readonly command?: string;
@@ -377,6 +389,7 @@ function classPrompts(dataset: 'fashion-mnist' | 'cifar10'): string[] {
 export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<TrainClipResult & { clip: Clip }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = clipTrainConfig(opts.train);
+  decideRunStart(opts.outDir, CLIP_RUN_FILES, opts); // before the captions are written: refuses what would lose a run
   const evalLimit = opts.evalLimit ?? 1000;
   fs.mkdirSync(opts.outDir, { recursive: true });
 
@@ -440,6 +453,7 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
       config: cfg,
       outDir: opts.outDir,
       resume: opts.resume,
+      overwrite: opts.overwrite,
       evaluate: (c) => evaluate(c),
       checkpointConfig: { dataset: opts.dataset, attributes: opts.attributes, limit: opts.limit ?? null },
       onLog: log,

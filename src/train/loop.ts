@@ -54,7 +54,7 @@ import { conditionDropMask, dropLabels } from './cfgDropout';
 import { saveModelWeights, saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 import { profileKernels } from './profile';
 import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
@@ -83,8 +83,10 @@ export interface TrainDiffusionOptions {
   readonly config: TrainConfig;
   /** Run folder: state.safetensors, model.safetensors (EMA), metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
-  /** Continue from outDir/state.safetensors if it exists. */
-  readonly resume: boolean;
+  /** Continue the run in outDir (true: its state.safetensors must exist; 'if-present': when it does; train/runFolder.ts). */
+  readonly resume: ResumeMode;
+  /** Start over in an outDir that holds a run (its files are deleted first). Default false: such a folder is refused. */
+  readonly overwrite?: boolean;
   /** Extra JSON stored with the weights' config (e.g. the schedule and dataset), so a checkpoint is self-describing. */
   readonly checkpointConfig: Record<string, unknown>;
   /** Called with the EMA model to write a sample grid (step = steps taken). */
@@ -135,6 +137,8 @@ export interface TrainResult {
 
 export const STATE_FILE = 'state.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
+/** What a diffusion run folder holds that a new run would replace. */
+export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, others: [WEIGHTS_FILE, METRICS_FILE] };
 
 // ---------------------------------------------------------------- helpers
 
@@ -347,6 +351,8 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
     throw new Error(`dataset images are ${opts.train.height}x${opts.train.width}, larger than the model's sampleSize ${size}`);
   }
   const padTo = opts.train.height === size && opts.train.width === size ? undefined : size;
+  // Before any work: a new run never lands on top of another, a resume needs a state (train/runFolder.ts).
+  const resuming = startRun(outDir, DIFFUSION_RUN_FILES, opts, opts.onLog);
   fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
   removeStaleTempFiles(outDir, opts.onLog);
   const statePath = path.join(outDir, STATE_FILE);
@@ -365,7 +371,7 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
   try {
-    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro });
+    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro, resuming });
   } finally {
     snrWeights?.dispose();
     optimizer.dispose();
@@ -384,6 +390,8 @@ interface RunParts {
   readonly weightsPath: string;
   readonly metricsPath: string;
   readonly micro: number;
+  /** Continue from the state at statePath (startRun decided). */
+  readonly resuming: boolean;
 }
 
 /** The body of trainDiffusion once its owned tensors exist (the caller disposes snrWeights and the optimiser). */
@@ -391,12 +399,12 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   const { model, ema, schedule, config: cfg, outDir } = opts;
   const log = opts.onLog ?? (() => undefined);
   const T = schedule.timesteps;
-  const { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro } = parts;
+  const { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro, resuming } = parts;
 
   // ---- init or resume
   let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  if (opts.resume && fs.existsSync(statePath)) {
+  if (resuming) {
     const state = await loadTrainingState(statePath);
     try {
       const savedCfg = state.json.config as TrainConfig | undefined;

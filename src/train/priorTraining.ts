@@ -45,7 +45,7 @@ import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
 import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- embedding pairs
 
@@ -229,6 +229,8 @@ export function priorTrainConfig(partial: Partial<PriorTrainConfig> = {}): Prior
 export const PRIOR_WEIGHTS_FILE = 'prior.safetensors';
 export const PRIOR_STATE_FILE = 'prior-state.safetensors';
 export const PRIOR_METRICS_FILE = 'prior-metrics.jsonl';
+/** What a prior run folder holds that a new run would replace. */
+export const PRIOR_RUN_FILES: RunFiles = { state: PRIOR_STATE_FILE, others: [PRIOR_WEIGHTS_FILE, PRIOR_METRICS_FILE] };
 
 /** The prior's quality on held-out pairs (means over `count` pairs). */
 export interface PriorValidation {
@@ -261,8 +263,10 @@ export interface TrainPriorOptions {
   readonly config: PriorTrainConfig;
   /** Run folder: prior.safetensors, prior-state.safetensors, prior-metrics.jsonl, prior-loss.png. */
   readonly outDir: string;
-  /** Continue from outDir/prior-state.safetensors if it exists. */
-  readonly resume: boolean;
+  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
+  readonly resume: ResumeMode;
+  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
+  readonly overwrite?: boolean;
   /** Extra JSON stored with the weights' config, e.g. { clip: { file, config } } of the CLIP that made the pairs. */
   readonly checkpointConfig?: Record<string, unknown>;
   readonly onLog?: (line: string) => void;
@@ -416,6 +420,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   const T = schedule.timesteps;
   const scale = prior.config.imageEmbedScale;
 
+  const resuming = startRun(outDir, PRIOR_RUN_FILES, opts, log);
   fs.mkdirSync(outDir, { recursive: true });
   removeStaleTempFiles(outDir, log);
   const statePath = path.join(outDir, PRIOR_STATE_FILE);
@@ -428,7 +433,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   // ---- init or resume
   let startStep = 0;
   try {
-    if (opts.resume && fs.existsSync(statePath)) {
+    if (resuming) {
       const state = await loadTrainingState(statePath);
       try {
         const saved = state.json.config as PriorTrainConfig | undefined;

@@ -87,3 +87,65 @@ export function removeStaleTempFiles(dir: string, onLog: (line: string) => void 
   if (stale.length > 0) onLog(`${dir}: removed ${stale.length} temporary file(s) of interrupted writes (${stale.join(', ')})`);
   return stale;
 }
+
+// ---------------------------------------------------------------- starting a run
+
+/**
+ * How a trainer treats a run folder: true continues the run in it (its training state must
+ * be there); 'if-present' continues it when it has a state and starts one in an empty folder
+ * (scripts that resume when rerun); false starts a new run.
+ */
+export type ResumeMode = boolean | 'if-present';
+
+/** A run's files in its folder, as the family names them. */
+export interface RunFiles {
+  /** The training state a resume reads, e.g. 'state.safetensors'. */
+  readonly state: string;
+  /** The other files a run writes and a new run would replace: weights, metrics. */
+  readonly others: readonly string[];
+}
+
+export interface RunStartOptions {
+  readonly resume: ResumeMode;
+  /** Start over in a folder that holds another run: its state, weights and metrics are deleted first. Default false. */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * Decides whether a run resumes and refuses what would lose a run: a new run in a folder
+ * holding one (unless `overwrite`), a resume with no state to resume from. Reads only, so
+ * a recipe calls it before its own work. Returns true when the run resumes from
+ * `files.state`. The errors name the folder and the flags that say what to do.
+ */
+export function decideRunStart(outDir: string, files: RunFiles, options: RunStartOptions): boolean {
+  const overwrite = options.overwrite ?? false;
+  if (overwrite && options.resume === true) throw new Error(`${outDir}: --resume and --overwrite contradict each other (continue the run, or start it over)`);
+  const present = [files.state, ...files.others].filter((f) => fs.existsSync(path.join(outDir, f)));
+  const hasState = present.includes(files.state);
+  if (options.resume !== false && !overwrite && hasState) return true;
+  if (overwrite || present.length === 0) {
+    if (options.resume === true) {
+      throw new Error(`${outDir}: no ${files.state} to resume from (a new folder: is the output path right?); drop --resume to start a new run there`);
+    }
+    return false;
+  }
+  if (!hasState) {
+    throw new Error(`${outDir} holds ${present.join(', ')} but no ${files.state} to resume from (a kill during the first state write?): ` +
+      'pass --overwrite to start the run over');
+  }
+  throw new Error(`${outDir} holds a run (${present.join(', ')}): pass --resume to continue it, or --overwrite to start over (its files are replaced)`);
+}
+
+/**
+ * decideRunStart, then, when the run starts over in a folder that held one (`overwrite`),
+ * deletes that run's files so the folder never mixes two runs. Returns true to resume.
+ */
+export function startRun(outDir: string, files: RunFiles, options: RunStartOptions, onLog: (line: string) => void = () => undefined): boolean {
+  const resume = decideRunStart(outDir, files, options);
+  if (!resume && (options.overwrite ?? false)) {
+    const removed = [files.state, ...files.others].filter((f) => fs.existsSync(path.join(outDir, f)));
+    for (const f of removed) fs.rmSync(path.join(outDir, f), { force: true });
+    if (removed.length > 0) onLog(`${outDir}: --overwrite: removed the earlier run's ${removed.join(', ')}`);
+  }
+  return resume;
+}
