@@ -567,11 +567,12 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
         windowStart = Date.now();
         windowImages = 0;
       }
-      if ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd) await writeGrid(step);
       if (doCheckpoint || (opts.signal?.aborted ?? false)) {
         await checkpoint(step);
         lastCheckpoint = step;
       }
+      // After the checkpoint: a kill while the grid is drawn loses no steps.
+      if ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd) await writeGrid(step);
       if (opts.signal?.aborted && step < cfg.steps) {
         log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
         stoppedEarly = true;

@@ -612,13 +612,14 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
         windowStart = Date.now();
         windowImages = 0;
       }
-      if (opts.onSample && ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd)) {
-        await opts.onSample(ema, step, path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`));
-      }
       // A stop requested during this step (e.g. by a metrics callback) still gets its checkpoint.
       if (doCheckpoint || (opts.signal?.aborted ?? false)) {
         await checkpoint(step);
         lastCheckpoint = step;
+      }
+      // After the checkpoint: a kill while the grid samples loses no steps.
+      if (opts.onSample && ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd)) {
+        await opts.onSample(ema, step, path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`));
       }
       if (cfg.snapshotEvery > 0 && step % cfg.snapshotEvery === 0) {
         const file = path.join(outDir, 'snapshots', `step_${String(step).padStart(6, '0')}.safetensors`);

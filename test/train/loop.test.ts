@@ -173,3 +173,25 @@ describe('trainDiffusion', () => {
     ema.dispose();
   });
 });
+
+describe('trainDiffusion: order of saves', () => {
+  it('writes the checkpoint before the sample grid, so a kill while sampling loses no steps', async () => {
+    const { model, ema } = makeModels(3);
+    const dir = tmpDir();
+    const seen: Array<[number, number | null]> = [];
+    try {
+      await trainDiffusion({
+        model, ema, schedule: makeSchedule({ kind: 'linear', timesteps: 100 }), train: tinyDataset(24, 1), validation: null,
+        config: trainConfig({ ...BASE, valEvery: 0, sampleEvery: 2, checkpointEvery: 2, steps: 4 }), outDir: dir, resume: false, checkpointConfig: { test: true },
+        // what a kill during the grid would leave: the state's step must already be the grid's
+        onSample: async (_ema, step) => {
+          seen.push([step, (await readModelConfig(path.join(dir, STATE_FILE))).step]);
+        },
+      });
+    } finally {
+      model.dispose();
+      ema.dispose();
+    }
+    expect(seen).toEqual([[2, 2], [4, 4]]);
+  });
+});
