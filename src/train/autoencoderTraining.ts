@@ -173,7 +173,7 @@ export const STATE_FILE = 'state.safetensors';
 export const WEIGHTS_FILE = 'autoencoder.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 /** What an autoencoder run folder holds that a new run would replace. */
-export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, others: [WEIGHTS_FILE, METRICS_FILE] };
+export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png'], dirs: ['samples'] };
 
 /** Rebuilds an autoencoder from its weight file (Node; see autoencoderFromCheckpoint). The caller disposes the model. */
 export async function loadAutoencoder(file: string): Promise<LoadedAutoencoder> {

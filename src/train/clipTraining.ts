@@ -104,7 +104,7 @@ export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
 export const CLIP_STATE_FILE = 'clip-state.safetensors';
 export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
 /** What a CLIP run folder holds that a new run would replace. */
-export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, others: [CLIP_WEIGHTS_FILE, CLIP_METRICS_FILE] };
+export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, weights: CLIP_WEIGHTS_FILE, logs: [CLIP_METRICS_FILE, 'clip-loss.png'] };
 
 export interface ClipMetricsRow {
   readonly step: number;

@@ -138,7 +138,7 @@ export interface TrainResult {
 export const STATE_FILE = 'state.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 /** What a diffusion run folder holds that a new run would replace. */
-export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, others: [WEIGHTS_FILE, METRICS_FILE] };
+export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png'], dirs: ['samples', 'snapshots'] };
 
 // ---------------------------------------------------------------- helpers
 

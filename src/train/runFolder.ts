@@ -101,51 +101,61 @@ export type ResumeMode = boolean | 'if-present';
 export interface RunFiles {
   /** The training state a resume reads, e.g. 'state.safetensors'. */
   readonly state: string;
-  /** The other files a run writes and a new run would replace: weights, metrics. */
-  readonly others: readonly string[];
+  /** The weights a checkpoint writes, e.g. 'model.safetensors': with the state, what makes a run worth keeping. */
+  readonly weights: string;
+  /** Logs a run writes and a new run replaces: its metrics, its loss plot. */
+  readonly logs: readonly string[];
+  /** Folders a run fills (sample grids, snapshots), emptied when the run starts over. */
+  readonly dirs?: readonly string[];
 }
 
 export interface RunStartOptions {
   readonly resume: ResumeMode;
-  /** Start over in a folder that holds another run: its state, weights and metrics are deleted first. Default false. */
+  /** Start over in a folder that holds another run: its state, weights, logs and sample folders are deleted first. Default false. */
   readonly overwrite?: boolean;
 }
 
+const exists = (dir: string, f: string): boolean => fs.existsSync(path.join(dir, f));
+
 /**
  * Decides whether a run resumes and refuses what would lose a run: a new run in a folder
- * holding one (unless `overwrite`), a resume with no state to resume from. Reads only, so
- * a recipe calls it before its own work. Returns true when the run resumes from
- * `files.state`. The errors name the folder and the flags that say what to do.
+ * holding one (its state or weights) unless `overwrite`, a resume with no state to resume
+ * from. Logs of a run that never reached a checkpoint are no run: a new run replaces them.
+ * Reads only, so a recipe calls it before its own work. Returns true when the run resumes
+ * from `files.state`. The errors name the folder and the flags that say what to do.
  */
 export function decideRunStart(outDir: string, files: RunFiles, options: RunStartOptions): boolean {
   const overwrite = options.overwrite ?? false;
   if (overwrite && options.resume === true) throw new Error(`${outDir}: --resume and --overwrite contradict each other (continue the run, or start it over)`);
-  const present = [files.state, ...files.others].filter((f) => fs.existsSync(path.join(outDir, f)));
-  const hasState = present.includes(files.state);
-  if (options.resume !== false && !overwrite && hasState) return true;
-  if (overwrite || present.length === 0) {
-    if (options.resume === true) {
-      throw new Error(`${outDir}: no ${files.state} to resume from (a new folder: is the output path right?); drop --resume to start a new run there`);
-    }
-    return false;
+  const hasState = exists(outDir, files.state);
+  const hasWeights = exists(outDir, files.weights);
+  if (hasState && options.resume !== false && !overwrite) return true;
+  if (options.resume === true) {
+    throw new Error(hasWeights
+      ? `${outDir} holds ${files.weights} but no ${files.state} to resume from (a kill during the first state write?): pass --overwrite instead of --resume to start the run over`
+      : `${outDir}: no ${files.state} to resume from (is the output path right?); drop --resume to start a new run there`);
   }
-  if (!hasState) {
-    throw new Error(`${outDir} holds ${present.join(', ')} but no ${files.state} to resume from (a kill during the first state write?): ` +
-      'pass --overwrite to start the run over');
-  }
-  throw new Error(`${outDir} holds a run (${present.join(', ')}): pass --resume to continue it, or --overwrite to start over (its files are replaced)`);
+  if (overwrite || (!hasState && !hasWeights)) return false;
+  const held = [files.state, files.weights, ...files.logs].filter((f) => exists(outDir, f));
+  throw new Error(hasState
+    ? `${outDir} holds a run (${held.join(', ')}): pass --resume to continue it, or --overwrite to start over (its files are replaced)`
+    : `${outDir} holds ${held.join(', ')} but no ${files.state} to resume from (a kill during the first state write?): pass --overwrite to start the run over`);
 }
 
 /**
- * decideRunStart, then, when the run starts over in a folder that held one (`overwrite`),
- * deletes that run's files so the folder never mixes two runs. Returns true to resume.
+ * decideRunStart; then, for a run that starts over, deletes what the earlier one left (with
+ * `overwrite`: its state, weights, logs and sample folders; else only the logs of a run that
+ * never reached a checkpoint), so the folder never mixes two runs. Returns true to resume.
  */
 export function startRun(outDir: string, files: RunFiles, options: RunStartOptions, onLog: (line: string) => void = () => undefined): boolean {
   const resume = decideRunStart(outDir, files, options);
-  if (!resume && (options.overwrite ?? false)) {
-    const removed = [files.state, ...files.others].filter((f) => fs.existsSync(path.join(outDir, f)));
-    for (const f of removed) fs.rmSync(path.join(outDir, f), { force: true });
-    if (removed.length > 0) onLog(`${outDir}: --overwrite: removed the earlier run's ${removed.join(', ')}`);
+  if (resume) return true;
+  const overwrite = options.overwrite ?? false;
+  const removed = [...(overwrite ? [files.state, files.weights] : []), ...files.logs, ...(overwrite ? files.dirs ?? [] : [])].filter((f) => exists(outDir, f));
+  for (const f of removed) fs.rmSync(path.join(outDir, f), { recursive: true, force: true });
+  if (removed.length > 0) {
+    onLog(overwrite ? `${outDir}: --overwrite: removed the earlier run's ${removed.join(', ')}`
+      : `${outDir}: replacing ${removed.join(', ')} of a run that never reached a checkpoint`);
   }
-  return resume;
+  return false;
 }

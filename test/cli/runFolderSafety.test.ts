@@ -39,7 +39,7 @@ describe('train CLI: run folders', () => {
     const before = snapshot(run);
     const again = train(run);
     expect(again.status).not.toBe(0);
-    expect(again.stderr).toMatch(/holds a run \(state\.safetensors, model\.safetensors, metrics\.jsonl\): pass --resume to continue it, or --overwrite to start over/);
+    expect(again.stderr).toMatch(/holds a run \(state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png\): pass --resume to continue it, or --overwrite to start over/);
     expect(snapshot(run)).toEqual(before);
   });
 
@@ -52,18 +52,26 @@ describe('train CLI: run folders', () => {
     expect(both.stderr).toMatch(/--resume and --overwrite contradict each other/);
   });
 
-  it('refuses a folder with metrics but no state (a kill during the first state write) unless --overwrite', () => {
-    const broken = path.join(tmp, 'broken');
-    fs.mkdirSync(broken);
-    fs.writeFileSync(path.join(broken, 'metrics.jsonl'), '{"step":1,"loss":1}\n');
+  it('a run that never reached a checkpoint (metrics only) is replaced, not resumed; weights without a state need --overwrite', () => {
+    const early = path.join(tmp, 'early');
+    fs.mkdirSync(early);
+    fs.writeFileSync(path.join(early, 'metrics.jsonl'), '{"step":1,"loss":1}\n');
+    const resumed = train(early, ['--resume']);
+    expect(resumed.status).not.toBe(0);
+    expect(resumed.stderr).toMatch(/early: no state\.safetensors to resume from/);
+    const again = train(early);
+    expect(again.status).toBe(0);
+    expect(again.stderr).toMatch(/replacing metrics\.jsonl of a run that never reached a checkpoint/);
+    expect(fs.existsSync(path.join(early, 'state.safetensors'))).toBe(true);
+
+    const torn = path.join(tmp, 'torn-state'); // weights written, killed during the first state write
+    fs.mkdirSync(torn);
+    fs.copyFileSync(path.join(run, 'model.safetensors'), path.join(torn, 'model.safetensors'));
     for (const flags of [[], ['--resume']]) {
-      const r = train(broken, flags);
+      const r = train(torn, flags);
       expect(r.status).not.toBe(0);
-      expect(r.stderr).toMatch(/holds metrics\.jsonl but no state\.safetensors to resume from .*pass --overwrite to start the run over/);
+      expect(r.stderr).toMatch(/holds model\.safetensors but no state\.safetensors to resume from .*pass --overwrite/);
     }
-    const over = train(broken, ['--overwrite']);
-    expect(over.status).toBe(0);
-    expect(fs.existsSync(path.join(broken, 'state.safetensors'))).toBe(true);
   });
 
   it('resumes past a torn last metrics line (dropped with a warning) and removes stale temporary files', () => {
@@ -86,9 +94,12 @@ describe('train CLI: run folders', () => {
     const losses = (dir: string): number[][] => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
       .map((l) => JSON.parse(l) as { step: number; loss: number }).map((r) => [r.step, r.loss]);
     const reference = losses(fresh);
+    const marker = path.join(run, 'samples', 'from-the-old-run.png');
+    fs.writeFileSync(marker, 'old grid');
     const over = train(run, ['--overwrite']);
     expect(over.status).toBe(0);
-    expect(over.stderr).toMatch(/--overwrite: removed the earlier run's state\.safetensors, model\.safetensors, metrics\.jsonl/);
+    expect(over.stderr).toMatch(/--overwrite: removed the earlier run's state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png, samples/);
+    expect(fs.existsSync(marker)).toBe(false); // the old run's grids went with it
     expect(losses(run)).toEqual(reference);
   });
 });
