@@ -6,7 +6,7 @@
  *   small  = round(mean of each f x f block)  the low-res image the SR stage is conditioned on
  *
  * E.g. MNIST 28x28 -> padTo 32 -> factor 2 -> 16x16. The block mean is the
- * average pooling train/lowResConditioning.ts applies to the SR stage's
+ * average pooling sample/lowResConditioning.ts applies to the SR stage's
  * (padded) training images, so the base model learns the distribution the SR
  * stage is conditioned on (up to the rounding to uint8, < 0.5 / 255).
  */

@@ -25,7 +25,7 @@ import { PipelineFiles } from './pipelineFiles';
 /** True when `child` (absolute) is strictly inside `parent` (absolute). */
 function isInside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);
-  return rel.length > 0 && !rel.startsWith('..') && !path.isAbsolute(rel);
+  return rel.length > 0 && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
 /** Checks every part file: inside the folder (also after resolving symlinks), a valid safetensors header, matching kind. */

@@ -39,18 +39,23 @@ function normalise(name: string): string {
 /**
  * Files held in memory, by relative name. Names may carry one common leading folder
  * (what a browser's folder picker gives: 'mnist-latent/pipeline.json'): it is dropped
- * when no 'pipeline.json' sits at the top.
+ * when no 'pipeline.json' sits at the top, and names the files in messages unless
+ * `label` is given (default '<files>').
  */
-export function filesFromMap(files: FileMap, location = '<files>'): PipelineFiles {
+export function filesFromMap(files: FileMap, label?: string): PipelineFiles {
   const entries: Array<[string, Uint8Array]> = files instanceof Map ? [...files] : Object.entries(files as Readonly<Record<string, Uint8Array>>);
   let byName = new Map(entries.map(([k, v]) => [normalise(k), v]));
+  let folder: string | null = null;
   if (!byName.has(PIPELINE_MANIFEST_FILE)) {
     const tops = new Set([...byName.keys()].map((k) => k.split('/')[0]));
     const top = [...tops][0];
     if (tops.size === 1 && top !== undefined && byName.has(`${top}/${PIPELINE_MANIFEST_FILE}`)) {
       byName = new Map([...byName].map(([k, v]) => [k.slice(top.length + 1), v]));
+      folder = top;
     }
   }
+  // Messages name the dropped folder when there is one.
+  const location = label ?? folder ?? '<files>';
   return {
     location,
     where: (file) => `${location}/${file}`,
@@ -93,7 +98,9 @@ export function filesFromUrl(baseUrl: string, options: UrlFilesOptions = {}): Pi
         throw new Error(`${url}: cannot fetch (${(e as Error).message})`);
       }
       if (!response.ok) throw new Error(`${url}: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
-      const header = response.headers.get('content-length');
+      // Content-Length counts the bytes on the wire: with a Content-Encoding (gzip, br) the body arrives decoded, so no total then.
+      const encoding = response.headers.get('content-encoding');
+      const header = encoding !== null && encoding !== 'identity' ? null : response.headers.get('content-length');
       const total = header !== null && /^\d+$/.test(header) ? Number(header) : null;
       if (response.body === null || options.onProgress === undefined) {
         const bytes = new Uint8Array(await response.arrayBuffer());

@@ -16,7 +16,7 @@
  * The base is trained on the data padded to S and block-averaged by the factor
  * (data/resize.ts), the SR stage on the full-size data with conditioning
  * images made the same way from each training image and augmented at random
- * levels (train/lowResConditioning.ts). Sampling-time augmentation at a small
+ * levels (sample/lowResConditioning.ts). Sampling-time augmentation at a small
  * level hides the base model's artefacts the SR stage never saw in training
  * (Ho et al. 2022 sec. 4.4; Imagen sweeps it and uses a small value).
  *
@@ -130,7 +130,7 @@ export async function loadCascadePipeline(files: PipelineFiles, manifest?: Pipel
     await readPart(files, m, CASCADE_PARTS.base),
     await readPart(files, m, CASCADE_PARTS.sr),
   ];
-  // Configs first: mismatched parts are refused before any weights are built.
+  // Configs first: mismatched parts are refused before any model is built (every part is read by now: a URL source has fetched them).
   const configs = [basePart, srPart].map((p) => {
     checkUNetKind(p);
     return textUNetCheckpointConfig(p.info.config, p.source);

@@ -192,6 +192,7 @@ export async function loadTextToImagePipeline(files: PipelineFiles, manifest?: P
   if (m.design !== 'pixel' && m.design !== 'latent') throw new Error(`${where}: design '${m.design}' is not a pixel or latent text-to-image pipeline`);
   const unetPart = await readPart(files, m, 'unet');
   const unetFile = unetPart.source;
+  checkUNetKind(unetPart);
   const config = textUNetCheckpointConfig(unetPart.info.config, unetFile);
   if (config.space !== m.design) throw new Error(`${where}: design '${m.design}' but the UNet was trained in ${config.space} space`);
   if (stageOf(config).kind === 'super-resolution') {

@@ -66,7 +66,7 @@ import { Cond, SamplerName } from '../sample/types';
 import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
-import { GenerateHooks, progressCounter } from './progress';
+import { batchCount, GenerateHooks, progressCounter } from './progress';
 import { defaultNumber, defaultSampler } from './pixelDiffusion';
 import { FrozenTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 import { stageOf, stageUNetFromCheckpoint, TextUNetCheckpointConfig, textUNetCheckpointConfig } from './textToImage';
@@ -356,7 +356,7 @@ export async function loadUnclipPipeline(files: PipelineFiles, manifest?: Pipeli
     decoder: await readPart(files, m, UNCLIP_PARTS.decoder),
     sr: Object.prototype.hasOwnProperty.call(m.parts, UNCLIP_PARTS.sr) ? await readPart(files, m, UNCLIP_PARTS.sr) : null,
   };
-  // Configs first: mismatched parts are refused before any weights are built.
+  // Configs first: mismatched parts are refused before any model is built (every part is read by now: a URL source has fetched them).
   const provenance = clipProvenanceOf(parts.clip.info, parts.clip.source);
   if (parts.prior.info.kind !== PRIOR_CHECKPOINT_KIND) throw new Error(`${parts.prior.source}: expected a '${PRIOR_CHECKPOINT_KIND}' checkpoint, got kind '${parts.prior.info.kind}'`);
   const priorConfig = unclipPriorCheckpointConfig(parts.prior.info.config, parts.prior.source);
@@ -615,7 +615,7 @@ export async function generateUnclip(
   const onWarn = onceWarner(o.onWarn);
   const readsText = p.decoder.config.textEncoder !== null;
   const stepsPerBatch = o.priorSteps + o.steps + (sr !== null ? (o.srSteps ?? o.steps) : 0);
-  const progress = progressCounter(o, Math.ceil(o.n / o.batchSize) * stepsPerBatch);
+  const progress = progressCounter(o, batchCount(o.n, o.batchSize) * stepsPerBatch);
   const chunks: tf.Tensor4D[] = [];
   try {
     for (let start = 0; start < o.n; start += o.batchSize) {

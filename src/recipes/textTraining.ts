@@ -22,7 +22,7 @@
  *                     own samples crop as before. The run folder is a pixel pipeline.
  *   super-resolution  the full-size data; the UNet maps [x_t, z_s] (2C channels)
  *                     to C and embeds the augmentation level s; the loop makes z_s
- *                     from each image (train/lowResConditioning.ts). Its sample
+ *                     from each image (sample/lowResConditioning.ts). Its sample
  *                     grids super-resolve fixed test images' low-res versions
  *                     (augmented at a fixed small level) from their own captions:
  *                     each row shows the conditioning image, then the samples. The

@@ -63,8 +63,8 @@ export interface SamplerOptions {
   /** Called after every step. */
   readonly onStep?: (info: StepInfo) => void;
   /**
-   * Stops sampling before the next step (the promise rejects with the signal's reason, an
-   * 'AbortError'). With a signal, the sampler yields to the event loop before every step,
+   * Stops sampling before the next step: the promise rejects with the signal's reason when it
+   * is an Error (abort() makes an 'AbortError'), else with an Error named 'AbortError'. With a signal, the sampler yields to the event loop before every step,
    * so an abort sent from elsewhere (a Stop button, a worker message) can arrive.
    */
   readonly signal?: AbortSignal;
@@ -73,9 +73,19 @@ export interface SamplerOptions {
 /** A sampler's check before step i: yields and throws once `signal` is aborted (no-op without a signal). */
 export async function beforeStep(signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return;
-  signal.throwIfAborted();
+  throwIfAborted(signal);
   await new Promise<void>((resolve) => setTimeout(resolve, 0));
-  signal.throwIfAborted();
+  throwIfAborted(signal);
+}
+
+/** Throws the signal's reason when it is an Error (abort() gives a DOMException 'AbortError'), else an AbortError carrying it. */
+function throwIfAborted(signal: AbortSignal): void {
+  if (!signal.aborted) return;
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) throw reason;
+  const e = new Error(`aborted${reason === undefined ? '' : `: ${String(reason)}`}`);
+  e.name = 'AbortError';
+  throw e;
 }
 
 export const SAMPLER_DEFAULTS = {

@@ -189,7 +189,6 @@ export async function saveTrainingState(file: string, state: TrainingState): Pro
   await writeSafetensors(file, safe, metadata, { storage: 'float32' });
 }
 
-/** Loads a training state; the caller owns (and disposes) the returned tensors. */
 /**
  * The tensors of a training state stored under `prefix` (e.g. 'model.', 'ema.',
  * 'optim.'), with the prefix removed. The tensors are the state's own (not copies).
@@ -198,6 +197,7 @@ export function stateTensorsWithPrefix(state: TrainingState, prefix: string): Ma
   return new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
 }
 
+/** Loads a training state; the caller owns (and disposes) the returned tensors. */
 export async function loadTrainingState(file: string): Promise<TrainingState> {
   const { tensors, metadata } = await readSafetensors(file);
   const info = parseCheckpointMetadata(metadata, file);

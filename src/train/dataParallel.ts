@@ -73,7 +73,7 @@ export interface DataParallelOptions {
   readonly minSnrGamma: number | null;
   /** Frozen text-encoder states per caption (text-conditional models); shared with the workers once. */
   readonly textStates?: CaptionStateCache;
-  /** Super-resolution stage: the low-res conditioning (train/lowResConditioning.ts). */
+  /** Super-resolution stage: the low-res conditioning (sample/lowResConditioning.ts). */
   readonly lowRes?: LowResConfig;
   /** The DALL-E 2 decoder's image embedding per training image; shared with the workers once. */
   readonly imageEmbeddings?: ImageEmbeddingTable;

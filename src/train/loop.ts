@@ -116,7 +116,7 @@ export interface TrainDiffusionOptions {
    * condition-dropout / guidance null), from encodeCaptionsCached. Not owned.
    */
   readonly textStates?: CaptionStateCache;
-  /** A super-resolution stage: the UNet also sees the noise-augmented low-res version of each image (train/lowResConditioning.ts). */
+  /** A super-resolution stage: the UNet also sees the noise-augmented low-res version of each image (sample/lowResConditioning.ts). */
   readonly lowRes?: LowResConfig;
   /** The DALL-E 2 decoder: a CLIP image embedding per training image (condition dropout zeroes it). */
   readonly imageEmbeddings?: ImageEmbeddingTable;

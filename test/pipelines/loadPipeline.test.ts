@@ -42,7 +42,7 @@ describe.each(CASES)('loadPipeline($name)', ({ name, design, conditioning, optio
     try {
       expect(fromFolder.design).toBe(design);
       expect(fromFolder.conditioning).toBe(conditioning);
-      expect(fromBytes.source).toBe('<files>');
+      expect(fromBytes.source).toBe(name); // the dropped folder names the files in messages
       const seen: Array<Pick<GenerateProgress, 'step' | 'total' | 'stage'> & { x0: number[] | null }> = [];
       const a = await fromFolder.generate({ ...options, n: 2, seed: 3, batchSize: 2, onStep: (p) => seen.push({ step: p.step, total: p.total, stage: p.stage, x0: p.x0?.shape ?? null }) });
       const b = await fromBytes.generate({ ...options, n: 2, seed: 3, batchSize: 2 });
@@ -88,6 +88,10 @@ describe('loadPipeline: abort, URLs and bad sources', () => {
     gone.abort();
     await expect(pipe.generate({ labels: [1], n: 1, seed: 0, steps: 3, signal: gone.signal, onStep: () => steps.push(-1) })).rejects.toMatchObject({ name: 'AbortError' });
     expect(steps).toEqual([1, 2]);
+    // abort('a reason') rejects with an AbortError that carries it
+    const told = new AbortController();
+    told.abort('user pressed Stop');
+    await expect(pipe.generate({ labels: [1], n: 1, seed: 0, steps: 3, signal: told.signal })).rejects.toMatchObject({ name: 'AbortError', message: 'aborted: user pressed Stop' });
   });
 
   it('refuses conditioning of the wrong kind, naming what to pass', async () => {
@@ -138,14 +142,16 @@ describe('loadPipeline: abort, URLs and bad sources', () => {
   it('refuses a map without a part, a corrupt part and a manifest reaching outside, naming the file', async () => {
     const files = folderAsMap('mnist-pixel');
     const noUnet = new Map([...files].filter(([k]) => !k.endsWith('.safetensors')));
-    await expect(loadPipelineCore(noUnet)).rejects.toThrow(/<files>: no file 'unet\.safetensors'/);
+    await expect(loadPipelineCore(noUnet)).rejects.toThrow(/^mnist-pixel: no file 'unet\.safetensors'/);
     const corrupt = new Map(files);
     corrupt.set('mnist-pixel/unet.safetensors', (files.get('mnist-pixel/unet.safetensors') as Uint8Array).slice(0, 1000));
-    await expect(loadPipelineCore(corrupt)).rejects.toThrow(/<files>\/unet\.safetensors: .*truncated/);
+    await expect(loadPipelineCore(corrupt)).rejects.toThrow(/^mnist-pixel\/unet\.safetensors: .*truncated/);
     const manifest = JSON.parse(new TextDecoder().decode(files.get('mnist-pixel/pipeline.json'))) as { parts: { unet: { file: string } } };
     manifest.parts.unet.file = '../mnist-latent/unet.safetensors';
     const escaping = new Map(files);
     escaping.set('mnist-pixel/pipeline.json', new TextEncoder().encode(JSON.stringify(manifest)));
+    // a map without a common folder is '<files>' unless labelled
+    await expect(loadPipelineCore(new Map([['pipeline.json', new Uint8Array([123])]]))).rejects.toThrow(/^<files>\/pipeline\.json: not valid JSON/);
     await expect(loadPipelineCore(escaping)).rejects.toThrow(/part 'unet': file '\.\.\/mnist-latent\/unet\.safetensors' escapes the pipeline folder/);
     await expect(loadPipeline(path.join(ROOT, 'no-such-pipeline'))).rejects.toThrow(/no-such-pipeline: no such pipeline folder/);
   });

@@ -1,5 +1,5 @@
 /**
- * The low-res conditioning of a super-resolution stage (src/train/lowResConditioning.ts):
+ * The low-res conditioning of a super-resolution stage (src/sample/lowResConditioning.ts):
  * block means and resizes against hand computations (on cpu and on wasm, the
  * training backend), augmentation = q(z_s | up) at level s, keyed draws
  * independent of how examples are split, the level range, config validation.
