@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend } from '../src/backend/backend';
-import { loadClip } from '../src/train/clipTraining';
+import { loadClip } from '../src/node/pipelineParts';
 import { loadDataset } from '../src/data/load';
 import { loadCaptionedDataset } from '../src/data/captioned';
 import { fixedBatch } from '../src/data/batches';

@@ -43,7 +43,7 @@ import { TextPipeline } from '../src/pipelines/loadPipeline';
 import { loadTextPipeline } from '../src/node/loadPipeline';
 import { readPipelineManifest } from '../src/io/pipeline';
 import { readSafetensorsHeader } from '../src/io/safetensorsFile';
-import { readModelConfig } from '../src/train/checkpoint';
+import { readModelConfig } from '../src/io/checkpointFile';
 import { saveImageGrid } from '../src/io/png';
 import { writeFileAtomic } from '../src/io/atomicWrite';
 import { runMain } from './text-to-image';

@@ -34,7 +34,8 @@ import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { loadDataset } from '../src/data/load';
 import { loadFeatureExtractor } from '../src/eval/features';
-import { autoencoderTrainConfig, evaluateAutoencoder, loadAutoencoder, trainAutoencoder, WEIGHTS_FILE } from '../src/train/autoencoderTraining';
+import { autoencoderTrainConfig, evaluateAutoencoder, trainAutoencoder, WEIGHTS_FILE } from '../src/train/autoencoderTraining';
+import { loadAutoencoder } from '../src/node/pipelineParts';
 
 // ---------------------------------------------------------------- hyperparameters
 const HYPERPARAMETERS = {

@@ -16,7 +16,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { evaluatePixelPipeline, PixelEvalResult } from '../src/eval/evaluatePixel';
-import { readModelConfig } from '../src/train/checkpoint';
+import { readModelConfig } from '../src/io/checkpointFile';
 import { readSafetensorsHeader } from '../src/io/safetensorsFile';
 import { STATE_FILE } from '../src/train/loop';
 import { DatasetName } from '../src/data/load';

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/backend';
 import { generate } from '../src/pipelines/pixelDiffusion';
 import { loadPixelPipeline } from '../src/node/loadPipeline';
-import { loadModelWeights, readModelConfig, saveModelWeights } from '../src/train/checkpoint';
+import { loadModelWeights, readModelConfig, saveModelWeights } from '../src/io/checkpointFile';
 import { folderFiles, readPipelineManifest, writePipelineManifest } from '../src/io/pipeline';
 import { generateFromText, loadTextToImagePipeline } from '../src/pipelines/textToImage';
 import { writeTextPipeline } from '../src/node/writePipeline';

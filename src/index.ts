@@ -76,7 +76,8 @@ export { emaDecay, updateEma, EMA_DEFAULTS } from './train/ema';
 export { learningRate } from './train/lr';
 export { diffusionLoss, minSnrWeights } from './train/losses';
 export { conditionDropMask, dropLabels, dropContext } from './train/cfgDropout';
-export { saveModelWeights, loadModelWeights, readModelConfig, saveTrainingState, loadTrainingState } from './train/checkpoint';
+export { saveTrainingState, loadTrainingState } from './train/checkpoint';
+export { saveModelWeights, loadModelWeights, readModelConfig } from './io/checkpointFile';
 export type { TrainingState } from './train/checkpoint';
 export type { CheckpointInfo } from './io/checkpoint';
 export { ProgressReporter } from './train/progress';
@@ -121,7 +122,8 @@ export { ByteTokenizer, learnBpeMerges, tokenizerConfig } from './models/tokeniz
 export type { TokenizerConfig } from './models/tokenizer';
 export { TextEncoder, textEncoderConfig, TEXT_ENCODER_DEFAULTS, encodeCaptionsCached, CaptionStateCache } from './models/textEncoder';
 export { Clip, clipConfig, CLIP_DEFAULTS } from './models/clip';
-export { trainClip, trainClipOnDataset, loadClip } from './train/clipTraining';
+export { trainClip, trainClipOnDataset } from './train/clipTraining';
+export { loadClip } from './node/pipelineParts';
 export { captionDataset } from './data/captions';
 export { loadCaptionedDataset, CAPTIONED_DATASETS } from './data/captioned';
 export type { CaptionedDatasetName } from './data/captioned';
@@ -130,7 +132,8 @@ export { loadColoredMnist } from './data/coloredMnist';
 // autoencoder (the latent-diffusion decoder)
 export { Autoencoder, autoencoderConfig, AUTOENCODER_DEFAULTS, klDivergence } from './models/autoencoder';
 export type { AutoencoderConfig } from './models/autoencoder';
-export { trainAutoencoder, loadAutoencoder, evaluateAutoencoder, autoencoderTrainConfig } from './train/autoencoderTraining';
+export { trainAutoencoder, evaluateAutoencoder, autoencoderTrainConfig } from './train/autoencoderTraining';
+export { loadAutoencoder } from './node/pipelineParts';
 export { computeLatentScale, readScaleFactor } from './train/latentScale';
 export { evaluateReconstruction, psnrFromMse } from './eval/reconstruction';
 
@@ -168,7 +171,7 @@ export { filesFromMap, filesFromUrl, readManifest, readPart } from './io/pipelin
 export type { PipelineFiles, FileMap, LoadProgress } from './io/pipelineFiles';
 export { parseCheckpoint, loadCheckpointWeights } from './io/checkpoint';
 export type { Checkpoint } from './io/checkpoint';
-export { readCheckpointFile } from './train/checkpoint';
+export { readCheckpointFile } from './io/checkpointFile';
 export { tensorToImageBytes, makeGrid, toRgba, encodePngBytes } from './io/image';
 export { autoencoderFromCheckpoint } from './models/autoencoder';
 export { clipFromCheckpoint } from './models/clip';
@@ -186,7 +189,8 @@ export { downsampleDataset } from './data/resize';
 // DALL-E 2-style prior
 export { DiffusionPrior, priorConfig, PRIOR_DEFAULTS, priorDenoiser, priorCond, priorNullCond, samplePriorEmbeddings } from './models/prior';
 export type { PriorConfig } from './models/prior';
-export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior, loadPrior } from './train/priorTraining';
+export { clipEmbeddingPairs, trainPrior, priorTrainConfig, validatePrior } from './train/priorTraining';
+export { loadPrior } from './node/pipelineParts';
 export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';
 
 // DALL-E 2-style unCLIP pipeline

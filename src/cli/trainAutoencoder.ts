@@ -17,9 +17,8 @@ import { ImageDataset } from '../data/dataset';
 import { CLASSIFIER_DATASETS, ClassifierDatasetName, loadClassifierSplit } from '../eval/trainClassifier';
 import { loadFeatureExtractor } from '../eval/features';
 import { AUTOENCODER_DEFAULTS, AutoencoderConfig } from '../models/autoencoder';
-import {
-  AUTOENCODER_TRAIN_DEFAULTS, autoencoderTrainConfig, evaluateAutoencoder, loadAutoencoder, ReconstructionLoss, trainAutoencoder, WEIGHTS_FILE,
-} from '../train/autoencoderTraining';
+import { AUTOENCODER_TRAIN_DEFAULTS, autoencoderTrainConfig, evaluateAutoencoder, ReconstructionLoss, trainAutoencoder, WEIGHTS_FILE } from '../train/autoencoderTraining';
+import { loadAutoencoder } from '../node/pipelineParts';
 import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
 
 interface TrainAutoencoderArgs extends BackendArgs {

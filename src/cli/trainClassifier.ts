@@ -13,7 +13,7 @@ import * as path from 'path';
 import type { CommandModule } from 'yargs';
 import { CLASSIFIER_KIND } from '../eval/classifier';
 import { CLASSIFIER_DATASETS, ClassifierDatasetName, loadClassifierSplit, trainClassifier } from '../eval/trainClassifier';
-import { saveModelWeights } from '../train/checkpoint';
+import { saveModelWeights } from '../io/checkpointFile';
 import { BackendArgs, commandLine, runWithBackend, withBackendOptions } from './common';
 
 interface TrainClassifierArgs extends BackendArgs {

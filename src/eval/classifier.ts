@@ -30,7 +30,7 @@ import { GroupNorm } from '../nn/groupNorm';
 import { Linear } from '../nn/linear';
 import { silu } from '../nn/activations';
 import { keyedRng } from '../backend/random';
-import { loadModelWeights, readModelConfig } from '../train/checkpoint';
+import { loadModelWeights, readModelConfig } from '../io/checkpointFile';
 
 /** The checkpoint `kind` of classifier files. */
 export const CLASSIFIER_KIND = 'classifier';

@@ -15,7 +15,7 @@ import { loadClassifier, Classifier } from './classifier';
 import { classify } from './conditionalAccuracy';
 import { clipScore, toClipInput } from './clipScore';
 import { Clip } from '../models/clip';
-import { loadClip } from '../train/clipTraining';
+import { loadClip } from '../node/pipelineParts';
 import { saveImageGrid } from '../io/png';
 import { SamplerName } from '../sample/types';
 import { generate } from '../pipelines/pixelDiffusion';

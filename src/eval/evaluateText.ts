@@ -49,7 +49,7 @@ import { classify } from './conditionalAccuracy';
 import { ColorCombinationSet, colorAgreementTriples, measureColors } from './colorAgreement';
 import { clipScore, digitPrompts, toClipInput } from './clipScore';
 import { Clip } from '../models/clip';
-import { loadClip } from '../train/clipTraining';
+import { loadClip } from '../node/pipelineParts';
 import { saveImageGrid } from '../io/png';
 import { readPipelineManifest } from '../io/pipeline';
 import { PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { folderFiles, readPipelineManifest } from '../io/pipeline';
 import { PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
-import { readCheckpointFile } from '../train/checkpoint';
+import { readCheckpointFile } from '../io/checkpointFile';
 import {
   LoadPipelineOptions, loadPipeline as loadPipelineCore, loadPipelineFromFiles, Pipeline, PipelineSource,
 } from '../pipelines/loadPipeline';

@@ -4,12 +4,15 @@
  * parts from bytes (pipelines/textConditioning.ts, pipelines/textToImage.ts).
  */
 import { UNet } from '../models/unet';
+import { Clip, clipFromCheckpoint } from '../models/clip';
+import { LoadedPrior, priorFromCheckpoint } from '../models/prior';
+import { autoencoderFromCheckpoint, LoadedAutoencoder } from '../models/autoencoder';
 import { TorchUNetFile, torchUNetFromSafetensors } from '../models/unetTorch';
 import { readSafetensors } from '../io/safetensorsFile';
 import { TEXT_ENCODER_KIND, FrozenTextEncoder, textEncoderFromCheckpoint } from '../pipelines/textConditioning';
 import { stageUNetFromCheckpoint, TextUNetCheckpointConfig } from '../pipelines/textToImage';
 import { ClipProvenance, clipProvenanceOf } from '../pipelines/unclip';
-import { readCheckpointFile, readModelConfig, saveModelWeights } from '../train/checkpoint';
+import { readCheckpointFile, readModelConfig, saveModelWeights } from '../io/checkpointFile';
 
 /** Loads the frozen text tower from a 'text-encoder' or a 'clip' checkpoint file. */
 export async function loadTextEncoder(file: string): Promise<FrozenTextEncoder> {
@@ -58,4 +61,19 @@ export async function clipProvenance(file: string): Promise<ClipProvenance> {
 /** Loads a safetensors file written by the PyTorch peer (`--export-reference`; see torchUNetFromSafetensors). */
 export async function loadTorchUNet(path: string): Promise<TorchUNetFile> {
   return torchUNetFromSafetensors(await readSafetensors(path), path);
+}
+
+/** Loads a CLIP saved by trainClip (rebuilt from the config in its metadata). */
+export async function loadClip(file: string): Promise<Clip> {
+  return clipFromCheckpoint(await readCheckpointFile(file));
+}
+
+/** Loads a prior saved by trainPrior (Node; see priorFromCheckpoint). */
+export async function loadPrior(file: string): Promise<LoadedPrior> {
+  return priorFromCheckpoint(await readCheckpointFile(file));
+}
+
+/** Rebuilds an autoencoder from its weight file (Node; see autoencoderFromCheckpoint). The caller disposes the model. */
+export async function loadAutoencoder(file: string): Promise<LoadedAutoencoder> {
+  return autoencoderFromCheckpoint(await readCheckpointFile(file));
 }

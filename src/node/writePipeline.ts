@@ -21,9 +21,10 @@ import {
   checkSrDefaults, checkUnclipParts, checkUnclipSuperResolution, clipProvenanceOf, loadUnclipPipeline, UNCLIP_PARTS, UnclipDecoderCheckpointConfig,
   unclipDecoderCheckpointConfig, unclipDecoderFromCheckpoint, UnclipPriorCheckpointConfig, unclipPriorCheckpointConfig, UnclipSamplingDefaults, unclipSamplingDefaults,
 } from '../pipelines/unclip';
-import { loadModelWeights, readCheckpointFile, readModelConfig, saveModelWeights } from '../train/checkpoint';
-import { loadClip } from '../train/clipTraining';
-import { loadPrior, PRIOR_WEIGHTS_FILE } from '../train/priorTraining';
+import { loadModelWeights, readCheckpointFile, readModelConfig, saveModelWeights } from '../io/checkpointFile';
+import { loadClip } from './pipelineParts';
+import { PRIOR_WEIGHTS_FILE } from '../train/priorTraining';
+import { loadPrior } from './pipelineParts';
 import { copyUNet, loadTextEncoder, saveTextEncoder } from './pipelineParts';
 
 // ---------------------------------------------------------------- pixel / latent text-to-image: a folder from one run

@@ -4,7 +4,6 @@
  * with periodic sample grids, and leave a pipeline folder that `sample` and
  * `loadPixelPipeline` read. The CLI's `train` command and the examples call this.
  */
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { decideRunStart, ResumeMode } from '../train/runFolder';

@@ -52,7 +52,7 @@ import { NULL_PROMPT } from '../models/textEncoder';
 import { WEIGHTS_FILE } from '../io/checkpoint';
 import { trainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
-import { loadAutoencoder } from '../train/autoencoderTraining';
+import { loadAutoencoder } from '../node/pipelineParts';
 import { TrainConfig } from '../train/trainConfig';
 import { downsampleAverage, LowResConfig, lowResConfig } from '../sample/lowResConditioning';
 import { saveImageGrid } from '../io/png';

@@ -60,7 +60,7 @@ import { ImageEmbeddingTable, MetricsRow, STATE_FILE, trainDiffusion, TrainResul
 import { NULL_PROMPT } from '../models/textEncoder';
 import { TrainConfig, trainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';
-import { loadClip } from '../train/clipTraining';
+import { loadClip } from '../node/pipelineParts';
 import {
   clipEmbeddingPairs, EmbeddingPairs, PriorMetricsRow, PriorTrainConfig, priorTrainConfig, PRIOR_STATE_FILE, trainPrior, TrainPriorResult,
 } from '../train/priorTraining';

@@ -47,7 +47,7 @@ import { Rng, keyedRng } from '../backend/random';
 import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
-import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, autoencoderFromCheckpoint, AUTOENCODER_KIND, klDivergence, LoadedAutoencoder } from '../models/autoencoder';
+import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, AUTOENCODER_KIND, klDivergence } from '../models/autoencoder';
 import { datasetSource } from '../eval/imageFolderStats';
 import { evaluateReconstruction, ReconstructionMetrics } from '../eval/reconstruction';
 import type { FeatureExtractor } from '../eval/features';
@@ -56,7 +56,8 @@ import { saveLinePlot } from '../io/plot';
 import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
 import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema';
 import { learningRate } from './lr';
-import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { saveModelWeights } from '../io/checkpointFile';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
@@ -175,10 +176,6 @@ export const METRICS_FILE = 'metrics.jsonl';
 /** What an autoencoder run folder holds that a new run would replace. */
 export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png'], dirs: ['samples'] };
 
-/** Rebuilds an autoencoder from its weight file (Node; see autoencoderFromCheckpoint). The caller disposes the model. */
-export async function loadAutoencoder(file: string): Promise<LoadedAutoencoder> {
-  return autoencoderFromCheckpoint(await readCheckpointFile(file));
-}
 
 // ---------------------------------------------------------------- loss and helpers
 

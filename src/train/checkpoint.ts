@@ -1,55 +1,19 @@
 /**
- * Self-describing checkpoints on disk (Node): model weights and training state.
- * The format and loading from bytes: io/checkpoint.ts.
- *
- * A model checkpoint is a safetensors file whose tensor names are the module's dotted
- * parameter names and whose `__metadata__` (all strings) carries what is needed to
- * rebuild the model before loading it (nanoGPT's `model_args`):
- *
- *   format_version  "1"
- *   library         "tfjs-diffusion@<version>"
- *   layout          "tfjs: NHWC, conv HWIO, linear [in,out]"  or  "torch" (OIHW, [out,in])
- *   kind            'unet' | 'autoencoder' | 'text-encoder' | ...
- *   config          the model's config as JSON
- *   step, seed      integers as decimal strings (omitted when unknown)
- *   command         the command line that produced the file
- *
- * Resume: `readModelConfig` -> build the model from `config` -> `loadModelWeights`.
- *
- * A training state file (exact resume after a kill) is a second safetensors file with
- * kind 'training-state', the tensors the trainer chose (model, EMA, optimiser moments)
- * stored in float32, and everything else (RNG states, data position, optimiser
- * scalars, ...) as one JSON string under the metadata key `state`.
- *
- * All writes are atomic (io/atomicWrite.ts): a kill mid-save leaves the previous file.
+ * Training state files (Node): what an exact resume after a kill reads. A second
+ * safetensors file beside the weights with kind 'training-state', the tensors the
+ * trainer chose (model, EMA, optimiser moments) stored in float32, and everything else
+ * (RNG states, data position, optimiser scalars, ...) as one JSON string under the
+ * metadata key `state`. Written atomically (io/atomicWrite.ts): a kill mid-save leaves
+ * the previous file. Model weights on disk: io/checkpointFile.ts.
  */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { Module } from '../nn/module';
-import { fromTfTensors, SafeTensor, toTfTensors } from '../io/safetensors';
-import { Checkpoint, CheckpointInfo, CHECKPOINT_FORMAT_VERSION, loadCheckpointWeights, parseCheckpointMetadata, TFJS_LAYOUT, TORCH_LAYOUT } from '../io/checkpoint';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensorsFile';
-import { toTorchLayout } from '../io/torchLayout';
+import { fromTfTensors, toTfTensors } from '../io/safetensors';
+import { CHECKPOINT_FORMAT_VERSION, parseCheckpointMetadata, TFJS_LAYOUT } from '../io/checkpoint';
+import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
+import { assertInteger, assertJsonSafe, currentCommandLine } from '../io/checkpointFile';
 import { LIBRARY_ID } from '../io/pipelineManifest';
 
 export const TRAINING_STATE_KIND = 'training-state';
-
-export interface SaveModelOptions {
-  /** What the model is: 'unet' | 'autoencoder' | 'text-encoder' | ... (checked on load with `expectKind`). */
-  kind: string;
-  /** The model's config (plain JSON-safe object: finite numbers, strings, booleans, null, arrays, objects). */
-  config: unknown;
-  /** Optimiser steps taken so far. Default: omitted. */
-  step?: number;
-  /** The training seed. Default: omitted. */
-  seed?: number;
-  /** The command line that produced the file. Default: this process's argv. */
-  command?: string;
-  /** 'float16' halves the file (weights rounded to half precision). Default 'float32'. */
-  storage?: 'float32' | 'float16';
-  /** 'torch' stores conv kernels OIHW and linear weights [out, in] for PyTorch. Default 'tfjs'. */
-  layout?: 'tfjs' | 'torch';
-}
 
 export interface TrainingState {
   /** Optimiser steps taken. */
@@ -59,118 +23,6 @@ export interface TrainingState {
   /** RNG states, data iterator state, optimiser scalars, config, ...: JSON-safe values only. */
   json: Record<string, unknown>;
 }
-
-// ---------------------------------------------------------------- helpers
-
-/** The current process's command line, shell-quoted. */
-function currentCommandLine(): string {
-  const [, script, ...args] = process.argv;
-  return [script ? path.basename(script) : 'node', ...args].map(shellQuote).join(' ');
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * Refuses values JSON would silently change: NaN/Infinity (become null), undefined in
- * arrays, functions, bigints, and non-plain objects such as Maps or typed arrays.
- */
-function assertJsonSafe(value: unknown, where: string): void {
-  const visit = (v: unknown, at: string): void => {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new Error(`${where}: ${at || 'value'} is ${v}, which JSON cannot store`);
-      return;
-    }
-    if (Array.isArray(v)) {
-      v.forEach((x, i) => {
-        if (x === undefined) throw new Error(`${where}: ${at}[${i}] is undefined, which JSON cannot store`);
-        visit(x, `${at}[${i}]`);
-      });
-      return;
-    }
-    if (typeof v === 'object') {
-      const proto = Object.getPrototypeOf(v) as unknown;
-      if (proto !== Object.prototype && proto !== null) {
-        throw new Error(`${where}: ${at || 'value'} is a ${(v as object).constructor.name}; only plain objects and arrays are stored`);
-      }
-      for (const [k, x] of Object.entries(v)) if (x !== undefined) visit(x, at ? `${at}.${k}` : k);
-      return;
-    }
-    throw new Error(`${where}: ${at || 'value'} is a ${typeof v}, which JSON cannot store`);
-  };
-  visit(value, '');
-}
-
-function assertInteger(value: number | undefined, name: string, min: number): void {
-  if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
-    throw new Error(`${name} must be an integer >= ${min}, got ${value}`);
-  }
-}
-
-function disposeAll(tensors: Iterable<tf.Tensor>): void {
-  for (const t of tensors) t.dispose();
-}
-
-// ---------------------------------------------------------------- model weights
-
-/** Saves a module's parameters with self-describing metadata (atomic). */
-export async function saveModelWeights(file: string, module: Module, options: SaveModelOptions): Promise<void> {
-  if (options.kind.length === 0) throw new Error(`${file}: kind must be non-empty`);
-  assertJsonSafe(options.config, `${file}: config`);
-  assertInteger(options.step, `${file}: step`, 0);
-  assertInteger(options.seed, `${file}: seed`, Number.MIN_SAFE_INTEGER);
-  const layout = options.layout ?? 'tfjs';
-  const metadata: Record<string, string> = {
-    format_version: CHECKPOINT_FORMAT_VERSION,
-    library: LIBRARY_ID,
-    layout: layout === 'torch' ? TORCH_LAYOUT : TFJS_LAYOUT,
-    kind: options.kind,
-    config: JSON.stringify(options.config ?? null),
-    ...(options.step !== undefined ? { step: String(options.step) } : {}),
-    ...(options.seed !== undefined ? { seed: String(options.seed) } : {}),
-    command: options.command ?? currentCommandLine(),
-  };
-  const state = module.stateDict(); // the variables themselves: never dispose
-  const converted = layout === 'torch' ? toTorchLayout(state, module.parameterLayouts()) : null;
-  let safe: Map<string, SafeTensor>;
-  try {
-    safe = await fromTfTensors(converted ?? state);
-  } finally {
-    if (converted) disposeAll(converted.values());
-  }
-  await writeSafetensors(file, safe, metadata, { storage: options.storage ?? 'float32' });
-}
-
-/**
- * Loads weights into `module` from a file (see loadCheckpointWeights). Errors start
- * with the file name. Returns the parsed metadata.
- */
-export async function loadModelWeights(
-  file: string,
-  module: Module,
-  options: { expectKind?: string; strict?: boolean } = {},
-): Promise<CheckpointInfo> {
-  return loadCheckpointWeights(await readCheckpointFile(file), module, options);
-}
-
-/** Reads and parses a whole checkpoint file (metadata and tensors). */
-export async function readCheckpointFile(file: string): Promise<Checkpoint> {
-  const { tensors, metadata } = await readSafetensors(file);
-  return { info: parseCheckpointMetadata(metadata, file), tensors, source: file };
-}
-
-/**
- * Reads only the header: kind, config and metadata, so the model can be rebuilt
- * before `loadModelWeights`. The whole layout is still validated.
- */
-export async function readModelConfig(file: string): Promise<CheckpointInfo> {
-  const { metadata } = await readSafetensorsHeader(file);
-  return parseCheckpointMetadata(metadata, file);
-}
-
-// ---------------------------------------------------------------- training state
 
 /** Saves everything needed to resume training exactly (float32, atomic). */
 export async function saveTrainingState(file: string, state: TrainingState): Promise<void> {

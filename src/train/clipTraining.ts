@@ -26,13 +26,14 @@ import { ImageDataset } from '../data/dataset';
 import { loadDataset } from '../data/load';
 import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
 import { loadColoredMnist } from '../data/coloredMnist';
-import { Clip, ClipConfigPartial, clipFromCheckpoint, CLIP_CHECKPOINT_KIND, duplicateCaptionTargets } from '../models/clip';
+import { Clip, ClipConfigPartial, CLIP_CHECKPOINT_KIND, duplicateCaptionTargets } from '../models/clip';
 import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
 import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
 import { learningRate } from './lr';
-import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { saveModelWeights } from '../io/checkpointFile';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 import { decideRunStart, openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 
@@ -158,10 +159,6 @@ function formatEval(values: Record<string, number>): string {
   return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
 }
 
-/** Loads a CLIP saved by trainClip (rebuilt from the config in its metadata). */
-export async function loadClip(file: string): Promise<Clip> {
-  return clipFromCheckpoint(await readCheckpointFile(file));
-}
 
 // ---------------------------------------------------------------- the loop
 

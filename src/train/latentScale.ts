@@ -26,7 +26,7 @@ import { ImageDataset } from '../data/dataset';
 import { fixedBatch } from '../data/batches';
 import { Autoencoder } from '../models/autoencoder';
 import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
-import { readModelConfig } from './checkpoint';
+import { readModelConfig } from '../io/checkpointFile';
 
 export interface LatentScaleOptions {
   /** Number of training images (a seeded random subset when fewer than the dataset). Default 1024. */

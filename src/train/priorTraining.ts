@@ -33,7 +33,7 @@ import { keyedRng } from '../backend/random';
 import { fixedBatch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { Clip } from '../models/clip';
-import { DiffusionPrior, LoadedPrior, PriorConfig, priorFromCheckpoint, PRIOR_CHECKPOINT_KIND, samplePriorEmbeddings } from '../models/prior';
+import { DiffusionPrior, PriorConfig, PRIOR_CHECKPOINT_KIND, samplePriorEmbeddings } from '../models/prior';
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
@@ -43,7 +43,8 @@ import { copyWeights, EmaConfig, emaDecay, EMA_DEFAULTS, updateEma } from './ema
 import { learningRate } from './lr';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
-import { loadTrainingState, readCheckpointFile, saveModelWeights, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { saveModelWeights } from '../io/checkpointFile';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
 
@@ -398,10 +399,6 @@ function sameConfig(a: PriorConfig, b: PriorConfig): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Loads a prior saved by trainPrior (Node; see priorFromCheckpoint). */
-export async function loadPrior(file: string): Promise<LoadedPrior> {
-  return priorFromCheckpoint(await readCheckpointFile(file));
-}
 
 // ---------------------------------------------------------------- the loop
 

@@ -11,7 +11,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { loadColoredMnist } from '../../src/data/coloredMnist';
-import { loadAutoencoder, WEIGHTS_FILE } from '../../src/train/autoencoderTraining';
+import { WEIGHTS_FILE } from '../../src/train/autoencoderTraining';
+import { loadAutoencoder } from '../../src/node/pipelineParts';
 import { computeLatentScale } from '../../src/train/latentScale';
 import { useBackend } from '../helpers';
 

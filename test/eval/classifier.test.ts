@@ -13,7 +13,7 @@ import { crossEntropy, loadClassifierSplit, trainClassifier } from '../../src/ev
 import { isHeldOut, loadColoredMnist } from '../../src/data/coloredMnist';
 import { loadMnist } from '../../src/data/mnist';
 import { AdamW } from '../../src/train/adamw';
-import { saveModelWeights } from '../../src/train/checkpoint';
+import { saveModelWeights } from '../../src/io/checkpointFile';
 import { ImageDataset } from '../../src/data/dataset';
 import { randomUniform, Rng } from '../../src/backend/random';
 import { expectClose, useBackend } from '../helpers';

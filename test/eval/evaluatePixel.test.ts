@@ -6,7 +6,7 @@ import { useBackend } from '../helpers';
 import { Rng } from '../../src/backend/random';
 import { UNet, unetConfig } from '../../src/models/unet';
 import { scheduleConfig } from '../../src/schedule/betas';
-import { saveModelWeights } from '../../src/train/checkpoint';
+import { saveModelWeights } from '../../src/io/checkpointFile';
 import { MNIST_CLASS_NAMES } from '../../src/data/mnist';
 import { evaluatePixelPipeline, evalMarkdownRow } from '../../src/eval/evaluatePixel';
 

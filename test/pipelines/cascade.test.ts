@@ -19,7 +19,7 @@ import { Clip } from '../../src/models/clip';
 import { learnBpeMerges } from '../../src/models/tokenizer';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { makeSchedule } from '../../src/schedule/schedule';
-import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
+import { readModelConfig, saveModelWeights } from '../../src/io/checkpointFile';
 import { lowResConfig } from '../../src/sample/lowResConditioning';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { folderFiles, writePipelineManifest, readPipelineManifest } from '../../src/io/pipeline';

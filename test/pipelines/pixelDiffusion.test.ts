@@ -6,7 +6,7 @@ import { useBackend, expectClose } from '../helpers';
 import { Rng } from '../../src/backend/random';
 import { UNet, unetConfig } from '../../src/models/unet';
 import { scheduleConfig } from '../../src/schedule/betas';
-import { saveModelWeights } from '../../src/train/checkpoint';
+import { saveModelWeights } from '../../src/io/checkpointFile';
 import { writePipelineManifest } from '../../src/io/pipeline';
 import { generate, PixelPipeline } from '../../src/pipelines/pixelDiffusion';
 import { loadPixelPipeline } from '../../src/node/loadPipeline';

@@ -15,7 +15,7 @@ import { Clip, ClipConfigPartial } from '../../src/models/clip';
 import { learnBpeMerges, ByteTokenizer } from '../../src/models/tokenizer';
 import { TextEncoder } from '../../src/models/textEncoder';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensorsFile';
-import { saveModelWeights, readModelConfig } from '../../src/train/checkpoint';
+import { saveModelWeights, readModelConfig } from '../../src/io/checkpointFile';
 import { encodePrompts, textEncoderCheckpointConfig, FrozenTextEncoder, TEXT_ENCODER_KIND } from '../../src/pipelines/textConditioning';
 import { loadTextEncoder, saveTextEncoder } from '../../src/node/pipelineParts';
 

@@ -16,7 +16,7 @@ import { Autoencoder, autoencoderConfig } from '../../src/models/autoencoder';
 import { Clip, ClipConfigPartial } from '../../src/models/clip';
 import { learnBpeMerges } from '../../src/models/tokenizer';
 import { scheduleConfig } from '../../src/schedule/betas';
-import { saveModelWeights } from '../../src/train/checkpoint';
+import { saveModelWeights } from '../../src/io/checkpointFile';
 import { folderFiles, writePipelineManifest } from '../../src/io/pipeline';
 import { PipelinePart } from '../../src/io/pipelineManifest';
 import { sample } from '../../src/sample/sample';

@@ -30,7 +30,7 @@ import { learnBpeMerges } from '../../src/models/tokenizer';
 import { DiffusionPrior, PriorConfig, priorConfig, priorDenoiser, samplePriorEmbeddings } from '../../src/models/prior';
 import { scheduleConfig } from '../../src/schedule/betas';
 import { makeSchedule } from '../../src/schedule/schedule';
-import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
+import { readModelConfig, saveModelWeights } from '../../src/io/checkpointFile';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { lowResConfig } from '../../src/sample/lowResConditioning';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';

@@ -14,7 +14,7 @@ import { Rng } from '../../src/backend/random';
 import { ImageDataset, validateDataset } from '../../src/data/dataset';
 import { BatchIterator, fixedBatch } from '../../src/data/batches';
 import { Autoencoder, autoencoderConfig } from '../../src/models/autoencoder';
-import { saveModelWeights } from '../../src/train/checkpoint';
+import { saveModelWeights } from '../../src/io/checkpointFile';
 import { cachedLatentDataset, encodeLatentDataset } from '../../src/recipes/latentData';
 
 beforeAll(async () => useBackend('cpu'));

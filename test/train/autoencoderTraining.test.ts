@@ -7,10 +7,11 @@ import { Rng, keyedRng } from '../../src/backend/random';
 import { ImageDataset } from '../../src/data/dataset';
 import { fixedBatch } from '../../src/data/batches';
 import { Autoencoder, autoencoderConfig, AutoencoderConfig } from '../../src/models/autoencoder';
-import { autoencoderLoss, autoencoderTrainConfig, AutoencoderTrainConfig, loadAutoencoder, METRICS_FILE, posteriorNoise, reconstructImages, STATE_FILE, trainAutoencoder, WEIGHTS_FILE } from '../../src/train/autoencoderTraining';
+import { autoencoderLoss, autoencoderTrainConfig, AutoencoderTrainConfig, METRICS_FILE, posteriorNoise, reconstructImages, STATE_FILE, trainAutoencoder, WEIGHTS_FILE } from '../../src/train/autoencoderTraining';
+import { loadAutoencoder } from '../../src/node/pipelineParts';
 import { AUTOENCODER_KIND } from '../../src/models/autoencoder';
 import { computeLatentScale, latentScaleIndices, readScaleFactor, saveScaleFactor } from '../../src/train/latentScale';
-import { readModelConfig, saveModelWeights } from '../../src/train/checkpoint';
+import { readModelConfig, saveModelWeights } from '../../src/io/checkpointFile';
 
 beforeAll(async () => useBackend('wasm'));
 

@@ -12,16 +12,9 @@ import { Clip } from '../../src/models/clip';
 import { ImageDataset } from '../../src/data/dataset';
 import { readCaptionsFile } from '../../src/data/captions';
 import { Rng } from '../../src/backend/random';
-import { readModelConfig } from '../../src/train/checkpoint';
-import {
-  clipTrainConfig,
-  CLIP_METRICS_FILE,
-  CLIP_WEIGHTS_FILE,
-  ClipMetricsRow,
-  loadClip,
-  trainClip,
-  trainClipOnDataset,
-} from '../../src/train/clipTraining';
+import { readModelConfig } from '../../src/io/checkpointFile';
+import { clipTrainConfig, CLIP_METRICS_FILE, CLIP_WEIGHTS_FILE, ClipMetricsRow, trainClip, trainClipOnDataset } from '../../src/train/clipTraining';
+import { loadClip } from '../../src/node/pipelineParts';
 import { useBackend } from '../helpers';
 
 beforeAll(async () => {

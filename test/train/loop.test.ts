@@ -10,7 +10,7 @@ import { makeSchedule } from '../../src/schedule/schedule';
 import { trainDiffusion, STATE_FILE, METRICS_FILE } from '../../src/train/loop';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { trainConfig, TrainConfig } from '../../src/train/trainConfig';
-import { readModelConfig } from '../../src/train/checkpoint';
+import { readModelConfig } from '../../src/io/checkpointFile';
 
 beforeAll(async () => useBackend('wasm'));
 

@@ -14,20 +14,9 @@ import { DiffusionPrior, samplePriorEmbeddings } from '../../src/models/prior';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { Rng } from '../../src/backend/random';
 import { ImageDataset } from '../../src/data/dataset';
-import { readModelConfig } from '../../src/train/checkpoint';
-import {
-  clipEmbeddingPairs,
-  EmbeddingPairs,
-  loadPrior,
-  PairOrder,
-  PRIOR_METRICS_FILE,
-  PRIOR_WEIGHTS_FILE,
-  priorTrainConfig,
-  PriorTrainConfig,
-  slicePairs,
-  trainPrior,
-  validatePairs,
-} from '../../src/train/priorTraining';
+import { readModelConfig } from '../../src/io/checkpointFile';
+import { clipEmbeddingPairs, EmbeddingPairs, PairOrder, PRIOR_METRICS_FILE, PRIOR_WEIGHTS_FILE, priorTrainConfig, PriorTrainConfig, slicePairs, trainPrior, validatePairs } from '../../src/train/priorTraining';
+import { loadPrior } from '../../src/node/pipelineParts';
 import { expectClose, useBackend } from '../helpers';
 
 beforeAll(async () => {
