@@ -148,12 +148,23 @@ export function baseStageData(pixels: ImageDataset, factor: number): BaseStageDa
   return { data: downsampleDataset(pixels, { padTo, factor }), padTo, imageSize: Math.round(pixels.height / factor) };
 }
 
+/** The model config a run's training state holds (what its resume continues). */
+async function savedCheckpointConfig(statePath: string): Promise<TextUNetCheckpointConfig> {
+  const state = await loadTrainingState(statePath);
+  tf.dispose([...state.tensors.values()]);
+  return textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
+}
+
 export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<TrainResult & { config: TextUNetCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
   const resuming = decideRunStart(opts.outDir, DIFFUSION_RUN_FILES, opts); // before any work: refuses what would lose a run
-  fs.mkdirSync(opts.outDir, { recursive: true });
   if (opts.gridPrompts.length === 0) throw new Error('trainTextDiffusion: gridPrompts must list at least one prompt');
+  // Resuming: the run's own config, read before anything is written, so that a wrong --text-encoder or
+  // --autoencoder is refused with the run folder (itself a pipeline) untouched.
+  const statePath = path.join(opts.outDir, STATE_FILE);
+  const savedConfig = resuming ? await savedCheckpointConfig(statePath) : null;
+  fs.mkdirSync(opts.outDir, { recursive: true });
 
   // ---- data and captions (seeded by the run's seed)
   const pixels = loadCaptionedDataset(opts.dataset, 'train', { seed: cfg.seed, attributes: opts.attributes, limit: opts.limit, dataDir: opts.dataDir });
@@ -178,6 +189,9 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
   let model: UNet | null = null;
   let ema: UNet | null = null;
   try {
+    if (savedConfig !== null && JSON.stringify(savedConfig.textEncoder) !== JSON.stringify(text.config)) {
+      throw new Error(`${opts.textEncoder}: not the text encoder this run was started with (resume needs the same --text-encoder)`);
+    }
     await saveTextEncoder(path.join(opts.outDir, TEXT_ENCODER_FILE), text, { command: opts.command });
     log(`text encoder: ${text.encoder.numParameters().toLocaleString('en-US')} parameters (frozen) from ${opts.textEncoder}; ` +
       `${text.tokenizer.maxLength} tokens, vocabulary ${text.tokenizer.vocabSize}`);
@@ -202,6 +216,9 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       if (scaleFactor === null) {
         throw new Error(`${opts.autoencoder}: no latent scale factor in its metadata (train-autoencoder measures it at the end of training)`);
       }
+      if (savedConfig !== null && savedConfig.latentScaleFactor !== scaleFactor) {
+        throw new Error(`${opts.autoencoder}: scale factor ${scaleFactor}, the run was started with ${savedConfig.latentScaleFactor} (resume needs the same autoencoder)`);
+      }
       await copyFileAtomic(opts.autoencoder, path.join(opts.outDir, AUTOENCODER_FILE));
       const encode = (d: ImageDataset, file: string): Promise<ImageDataset> =>
         cachedLatentDataset(path.join(opts.outDir, file), opts.autoencoder as string, autoencoder as Autoencoder, d, {
@@ -216,12 +233,9 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     }
 
     // ---- the model config: from the saved state when resuming, else from the options
-    const statePath = path.join(opts.outDir, STATE_FILE);
     let config: TextUNetCheckpointConfig;
-    if (resuming) {
-      const state = await loadTrainingState(statePath);
-      tf.dispose([...state.tensors.values()]);
-      config = textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
+    if (savedConfig !== null) {
+      config = savedConfig;
       log(`resuming the model saved in ${statePath}; model options on the command line are ignored`);
       const saved = stageOf(config);
       const asked = stageOption?.kind ?? 'single';

@@ -372,6 +372,14 @@ describe('trainTextDiffusion stages (2 steps each on 8 MNIST digits)', () => {
     baseOnly.dispose();
     // Resuming a run as another stage is refused.
     await expect(trainTextDiffusion({ ...common, outDir: srRun, resume: true, stage: { kind: 'base', factor: 2 } })).rejects.toThrow(/the run trains a 'super-resolution' stage, resumed as 'base' \(factor 2\): resume needs the same stage/);
+    // Resuming with another text encoder is refused before the run's own copy of it is touched.
+    const otherDir = path.join(root, 'other');
+    fs.mkdirSync(otherDir);
+    await writeTextEncoder(otherDir, 3, 24);
+    const kept = fs.readFileSync(path.join(srRun, 'text_encoder.safetensors'));
+    await expect(trainTextDiffusion({ ...common, textEncoder: path.join(otherDir, 'text_encoder.safetensors'), outDir: srRun, resume: true, stage: { kind: 'super-resolution', lowRes: { maxAugLevel: 20 } } }))
+      .rejects.toThrow(/not the text encoder this run was started with/);
+    expect(fs.readFileSync(path.join(srRun, 'text_encoder.safetensors')).equals(kept)).toBe(true);
 
     const out = path.join(root, 'cascade');
     await writeCascadePipeline(out, { baseRun, srRun, defaults: { sampler: 'ddim', steps: 2, srSteps: 2, augLevel: 5 } });
