@@ -6,7 +6,7 @@
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { decideRunStart, RunStartOptions } from '../train/runFolder';
 import { DIFFUSION_RUN_FILES } from '../train/loop';
 import { Rng } from '../backend/random';
 import { loadDataset, DatasetName } from '../data/load';
@@ -25,7 +25,7 @@ import { writePipelineManifest } from '../io/pipeline';
 import { SamplerName } from '../sample/types';
 import { generate, PixelCheckpointConfig, pixelCheckpointConfig } from '../pipelines/pixelDiffusion';
 
-export interface PixelTrainingOptions {
+export interface PixelTrainingOptions extends RunStartOptions {
   readonly dataset: DatasetName;
   readonly dataDir?: string;
   /** Use only the first n training images. */
@@ -39,14 +39,6 @@ export interface PixelTrainingOptions {
   readonly schedule: Partial<ScheduleConfig>;
   readonly train: Partial<TrainConfig>;
   readonly outDir: string;
-
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-
-  readonly resume: ResumeMode;
-
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-
-  readonly overwrite?: boolean;
   /** Sampler used for the periodic grids. */
   readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perClass: number };
   readonly onLog?: (line: string) => void;

@@ -32,7 +32,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { decideRunStart, RunStartOptions } from '../train/runFolder';
 import { DIFFUSION_RUN_FILES } from '../train/loop';
 import { Rng } from '../backend/random';
 import { ImageDataset } from '../data/dataset';
@@ -77,7 +77,7 @@ export type TrainingStage =
   | { readonly kind: 'base'; /** Side reduction of the data (2: 32x32 padded MNIST -> 16x16). */ readonly factor: number }
   | { readonly kind: 'super-resolution'; readonly lowRes: Partial<LowResConfig> };
 
-export interface TextTrainingOptions {
+export interface TextTrainingOptions extends RunStartOptions {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -95,14 +95,6 @@ export interface TextTrainingOptions {
   readonly schedule: Partial<ScheduleConfig>;
   readonly train: Partial<TrainConfig>;
   readonly outDir: string;
-
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-
-  readonly resume: ResumeMode;
-
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-
-  readonly overwrite?: boolean;
   /** Prompts of the periodic sample grids (one row each) and how they are sampled. */
   readonly gridPrompts: readonly string[];
   /**

@@ -40,7 +40,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, ResumeMode } from '../train/runFolder';
+import { decideRunStart, RunStartOptions } from '../train/runFolder';
 import { DIFFUSION_RUN_FILES } from '../train/loop';
 import { PRIOR_RUN_FILES } from '../train/priorTraining';
 import { Rng } from '../backend/random';
@@ -145,7 +145,7 @@ export const VALIDATION_EMBEDDINGS_FILE = 'image-embeddings-test.safetensors';
 
 // ---------------------------------------------------------------- the decoder
 
-export interface UnclipDecoderTrainingOptions {
+export interface UnclipDecoderTrainingOptions extends RunStartOptions {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -174,14 +174,6 @@ export interface UnclipDecoderTrainingOptions {
   readonly train: Partial<TrainConfig>;
   /** Run folder: model.safetensors (EMA decoder), state, metrics, samples/, the embedding caches. */
   readonly outDir: string;
-
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-
-  readonly resume: ResumeMode;
-
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-
-  readonly overwrite?: boolean;
   /** Sample grids: variations of the first `rows` held-out images (their embeddings, and captions with text), `perImage` each. */
   readonly grid: { readonly rows: number; readonly perImage: number; readonly sampler: SamplerName; readonly steps: number; readonly guidance: number };
   /** Images per CLIP forward pass when embedding the data. */
@@ -417,7 +409,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
 
 // ---------------------------------------------------------------- the prior
 
-export interface UnclipPriorTrainingOptions {
+export interface UnclipPriorTrainingOptions extends RunStartOptions {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -431,14 +423,6 @@ export interface UnclipPriorTrainingOptions {
   readonly train: Partial<PriorTrainConfig>;
   /** Run folder: prior.safetensors (EMA), prior-state.safetensors, prior-metrics.jsonl, prior-loss.png. */
   readonly outDir: string;
-
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-
-  readonly resume: ResumeMode;
-
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-
-  readonly overwrite?: boolean;
   /** Images / captions per CLIP forward pass. */
   readonly embedBatchSize?: number;
   readonly onLog?: (line: string) => void;

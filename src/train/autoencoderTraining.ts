@@ -60,7 +60,7 @@ import { loadTrainingState, saveTrainingState, TrainingState, stateTensorsWithPr
 import { saveModelWeights } from '../io/checkpointFile';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -267,7 +267,7 @@ export interface AutoencoderMetricsRow {
   readonly valPsnr?: number;
 }
 
-export interface TrainAutoencoderOptions {
+export interface TrainAutoencoderOptions extends RunStartOptions {
   readonly train: ImageDataset;
   /** Held-out images for validation and sample grids (e.g. the test split), or null. */
   readonly validation: ImageDataset | null;
@@ -280,10 +280,6 @@ export interface TrainAutoencoderOptions {
   readonly config: AutoencoderTrainConfig;
   /** Run folder: autoencoder.safetensors, state.safetensors, metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-  readonly resume: ResumeMode;
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-  readonly overwrite?: boolean;
   readonly onLog?: (line: string) => void;
   readonly onMetrics?: (row: AutoencoderMetricsRow) => void;
   /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */

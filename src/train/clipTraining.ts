@@ -35,7 +35,7 @@ import { learningRate } from './lr';
 import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { saveModelWeights } from '../io/checkpointFile';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { decideRunStart, openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
+import { decideRunStart, openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -120,17 +120,13 @@ export interface ClipMetricsRow {
   readonly eval?: Record<string, number>;
 }
 
-export interface TrainClipOptions {
+export interface TrainClipOptions extends RunStartOptions {
   readonly clip: Clip;
   /** Must have captions. */
   readonly train: ImageDataset;
   readonly config: ClipTrainConfig;
   /** Run folder: clip.safetensors, clip-state.safetensors, clip-metrics.jsonl, clip-loss.png. */
   readonly outDir: string;
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-  readonly resume: ResumeMode;
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-  readonly overwrite?: boolean;
   /** Numbers to log, e.g. zero-shot accuracy; called every evalEvery steps and at the end. */
   readonly evaluate?: (clip: Clip, step: number) => Promise<Record<string, number>>;
   /** Extra JSON stored with the weights' config (dataset, caption settings, ...). */
@@ -328,7 +324,7 @@ export type ClipDatasetName = (typeof CLIP_DATASETS)[number];
 /** Default cap on BPE merges for trainClipOnDataset. */
 export const DEFAULT_BPE_MERGES = 1000;
 
-export interface ClipRecipeOptions {
+export interface ClipRecipeOptions extends RunStartOptions {
   readonly dataset: ClipDatasetName;
   /** Folder of cifar10 (required) or fashion-mnist (optional). */
   readonly dataDir?: string;
@@ -355,14 +351,6 @@ export interface ClipRecipeOptions {
   readonly clip: ClipConfigPartial;
   readonly train: Partial<ClipTrainConfig>;
   readonly outDir: string;
-
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-
-  readonly resume: ResumeMode;
-
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-
-  readonly overwrite?: boolean;
   readonly onLog?: (line: string) => void;
   readonly signal?: AbortSignal;
   readonly command?: string;

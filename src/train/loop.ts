@@ -55,7 +55,7 @@ import { saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPr
 import { saveModelWeights } from '../io/checkpointFile';
 import { TrainConfig } from './trainConfig';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 import { profileKernels } from './profile';
 import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
@@ -72,7 +72,7 @@ export interface MetricsRow {
   readonly wallSeconds: number;
 }
 
-export interface TrainDiffusionOptions {
+export interface TrainDiffusionOptions extends RunStartOptions {
   /** The network being trained. */
   readonly model: UNet;
   /** A second instance of the same architecture that holds the EMA weights. */
@@ -84,10 +84,6 @@ export interface TrainDiffusionOptions {
   readonly config: TrainConfig;
   /** Run folder: state.safetensors, model.safetensors (EMA), metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
-  /** Continue the run in outDir (true: its state.safetensors must exist; 'if-present': when it does; train/runFolder.ts). */
-  readonly resume: ResumeMode;
-  /** Start over in an outDir that holds a run (its files are deleted first). Default false: such a folder is refused. */
-  readonly overwrite?: boolean;
   /** Extra JSON stored with the weights' config (e.g. the schedule and dataset), so a checkpoint is self-describing. */
   readonly checkpointConfig: Record<string, unknown>;
   /** Called with the EMA model to write a sample grid (step = steps taken). */

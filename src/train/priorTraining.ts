@@ -46,7 +46,7 @@ import { conditionDropMask } from './cfgDropout';
 import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { saveModelWeights } from '../io/checkpointFile';
 import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, ResumeMode, RunFiles, startRun } from './runFolder';
+import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- embedding pairs
 
@@ -253,7 +253,7 @@ export interface PriorMetricsRow {
   readonly val?: PriorValidation;
 }
 
-export interface TrainPriorOptions {
+export interface TrainPriorOptions extends RunStartOptions {
   readonly prior: DiffusionPrior;
   /** A second prior of the same config holding the EMA weights (saved in the checkpoint). */
   readonly ema: DiffusionPrior;
@@ -264,10 +264,6 @@ export interface TrainPriorOptions {
   readonly config: PriorTrainConfig;
   /** Run folder: prior.safetensors, prior-state.safetensors, prior-metrics.jsonl, prior-loss.png. */
   readonly outDir: string;
-  /** Continue the run in the folder (true: its training state must exist; 'if-present': when it does; train/runFolder.ts). */
-  readonly resume: ResumeMode;
-  /** Start over in a folder that holds a run (its files are deleted first). Default false: such a folder is refused. */
-  readonly overwrite?: boolean;
   /** Extra JSON stored with the weights' config, e.g. { clip: { file, config } } of the CLIP that made the pairs. */
   readonly checkpointConfig?: Record<string, unknown>;
   readonly onLog?: (line: string) => void;

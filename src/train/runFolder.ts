@@ -109,7 +109,9 @@ export interface RunFiles {
   readonly dirs?: readonly string[];
 }
 
+/** What every trainer and recipe takes about its run folder. */
 export interface RunStartOptions {
+  /** Continue the run in the folder: true (its state must exist), 'if-present', or false (a new run). */
   readonly resume: ResumeMode;
   /** Start over in a folder that holds another run: its state, weights, logs and sample folders are deleted first. Default false. */
   readonly overwrite?: boolean;
