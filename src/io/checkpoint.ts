@@ -118,6 +118,13 @@ export function loadCheckpointWeights(checkpoint: Checkpoint, module: Module, op
   if (options.expectKind !== undefined && info.kind !== options.expectKind) {
     throw new Error(`${source}: expected a '${options.expectKind}' checkpoint, got kind '${info.kind}'`);
   }
+  // NaN / Inf weights sample all-black images with exit code 0: refused here, naming the tensor.
+  for (const [name, t] of checkpoint.tensors) {
+    if (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') {
+      const bad = t.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`${source}: tensor '${name}' holds ${t.data[bad]} at index ${bad}: non-finite weights (a diverged run?) are refused`);
+    }
+  }
   const loaded = toTfTensors(checkpoint.tensors);
   let converted: Map<string, tf.Tensor> | null = null;
   try {

@@ -124,9 +124,20 @@ export const UNET_DEFAULTS: Readonly<Omit<UNetConfig, 'outChannels'> & { outChan
 
 const CONFIG_KEYS = Object.keys(UNET_DEFAULTS) as Array<keyof UNetConfig>;
 
-function checkInt(name: string, v: unknown, min: number): void {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new Error(`unetConfig: ${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+/**
+ * Upper bounds of the config's integers: far beyond any model this library trains, and low
+ * enough that a corrupt or hostile config (a checkpoint's metadata, a command line) is refused
+ * before it allocates gigabytes (issue: "every number from a file is bounded").
+ */
+const MAX: Readonly<Record<string, number>> = {
+  inChannels: 64, outChannels: 64, sampleSize: 1024, baseChannels: 2048, numResBlocks: 16, heads: 128, groups: 512,
+  timeEmbeddingInputDim: 8192, timeEmbeddingDim: 8192, channelMult: 64, levels: 8, contextDim: 8192, numClasses: 1_000_000,
+  imageEmbeddingDim: 8192, imageEmbeddingTokens: 256,
+};
+
+function checkInt(name: string, v: unknown, min: number, max = MAX[name.replace(/\[\d+\]$/, '')] ?? Number.MAX_SAFE_INTEGER): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new Error(`unetConfig: ${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
   }
 }
 
@@ -152,10 +163,10 @@ export function unetConfig(partial: UNetConfigInput = {}): UNetConfig {
   checkInt('timeEmbeddingInputDim', m.timeEmbeddingInputDim, 2);
   if (m.timeEmbeddingInputDim % 2 !== 0) throw new Error(`unetConfig: timeEmbeddingInputDim must be even (sin and cos halves), got ${m.timeEmbeddingInputDim}`);
   checkInt('timeEmbeddingDim', m.timeEmbeddingDim, 1);
-  if (!Array.isArray(m.channelMults) || m.channelMults.length === 0) {
-    throw new Error(`unetConfig: channelMults must be a non-empty list, got ${JSON.stringify(m.channelMults)}`);
+  if (!Array.isArray(m.channelMults) || m.channelMults.length === 0 || m.channelMults.length > MAX.levels) {
+    throw new Error(`unetConfig: channelMults must be a list of 1 to ${MAX.levels} levels, got ${JSON.stringify(m.channelMults)}`);
   }
-  m.channelMults.forEach((v, i) => checkInt(`channelMults[${i}]`, v, 1));
+  m.channelMults.forEach((v, i) => checkInt(`channelMults[${i}]`, v, 1, MAX.channelMult));
   const levels = m.channelMults.length;
   const factor = 2 ** (levels - 1);
   if (m.sampleSize % factor !== 0) {

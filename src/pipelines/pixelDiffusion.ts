@@ -9,13 +9,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { UNet, UNetConfig, unetConfig, checkUNetKind, unetFromCheckpoint } from '../models/unet';
 import { makeSchedule, Schedule } from '../schedule/schedule';
-import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
+import { MAX_TIMESTEPS, ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { Checkpoint } from '../io/checkpoint';
 import { PipelineManifest, PIPELINE_MANIFEST_FILE } from '../io/pipelineManifest';
 import { PipelineFiles, readManifest, readPart } from '../io/pipelineFiles';
 import { sample } from '../sample/sample';
 import { SamplerName, SAMPLER_NAMES } from '../sample/types';
-import { classifierFreeGuidance } from '../sample/guidance';
+import { checkGuidance, classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
 import { batchCount, GenerateHooks, progressCounter } from './progress';
@@ -62,11 +62,31 @@ export function defaultSampler(raw: Record<string, unknown>, key: string, where:
   return v as SamplerName;
 }
 
-/** defaults[key] as a number >= 0, or undefined when absent; anything else is an error naming the manifest. */
+/**
+ * defaults[key] as a number, or undefined when absent; anything else is an error naming the manifest.
+ * Guidance keys ('guidance', 'srGuidance', 'priorGuidance') must be in [0, MAX_GUIDANCE]; step counts
+ * ('steps', 'srSteps', 'priorSteps') integers in [1, MAX_TIMESTEPS]; others (augLevel) integers in [0, MAX_TIMESTEPS].
+ */
 export function defaultNumber(raw: Record<string, unknown>, key: string, where: string): number | undefined {
   const v = raw[key];
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`${where}: defaults.${key} must be a number >= 0, got ${JSON.stringify(v)}`);
+  if (/guidance$/i.test(key)) return checkGuidance(v, `${where}: defaults.${key}`);
+  const min = /steps$/i.test(key) ? 1 : 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_TIMESTEPS) {
+    throw new Error(`${where}: defaults.${key} must be an integer in [${min}, ${MAX_TIMESTEPS}], got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** Images larger than this are refused when read from a checkpoint's config (a corrupt value must not allocate gigabytes). */
+export const MAX_IMAGE_SIDE = 4096;
+
+/** config[key] as an image side or channel count recorded in a checkpoint (default `fallback` when absent), bounded; errors name the file and field. */
+export function recordedSize(raw: Record<string, unknown>, key: 'imageSize' | 'imageChannels', fallback: number, source: string): number {
+  const v = raw[key];
+  if (v === undefined) return fallback;
+  const max = key === 'imageSize' ? MAX_IMAGE_SIDE : 64;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new Error(`${source}: config.${key} must be an integer in [1, ${max}], got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -138,7 +158,7 @@ export function pixelCheckpointConfig(raw: unknown, source: string): PixelCheckp
     schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
     dataset: typeof raw.dataset === 'string' ? raw.dataset : 'unknown',
     classNames,
-    imageSize: typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize,
+    imageSize: recordedSize(raw, 'imageSize', unet.sampleSize, source),
   };
 }
 

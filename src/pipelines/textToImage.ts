@@ -37,7 +37,7 @@ import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, NO_CLIP } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
 import { batchCount, GenerateHooks, progressCounter } from './progress';
-import { PipelineSamplingDefaults, samplingDefaults } from './pixelDiffusion';
+import { PipelineSamplingDefaults, recordedSize, samplingDefaults } from './pixelDiffusion';
 import { encodePrompts, FrozenTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig, textEncoderFromCheckpoint } from './textConditioning';
 
 export type DiffusionSpace = 'pixel' | 'latent';
@@ -100,8 +100,8 @@ export function textUNetCheckpointConfig(raw: unknown, source: string): TextUNet
   if (space === 'latent' && !(typeof factor === 'number' && Number.isFinite(factor) && factor > 0)) {
     throw new Error(`${source}: a latent UNet needs a positive latentScaleFactor, got ${JSON.stringify(factor)}`);
   }
-  const imageSize = typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize;
-  const imageChannels = typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.outChannels;
+  const imageSize = recordedSize(raw, 'imageSize', unet.sampleSize, source);
+  const imageChannels = recordedSize(raw, 'imageChannels', unet.outChannels, source);
   const stage = diffusionStage(raw.stage, unet, space, imageChannels, source);
   return {
     unet,

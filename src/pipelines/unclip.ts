@@ -67,7 +67,7 @@ import { classifierFreeGuidance } from '../sample/guidance';
 import { ClipMode, validateClipMode } from '../sample/thresholding';
 import { unetDenoiser } from './unetDenoiser';
 import { batchCount, GenerateHooks, progressCounter } from './progress';
-import { defaultNumber, defaultSampler } from './pixelDiffusion';
+import { defaultNumber, defaultSampler, recordedSize } from './pixelDiffusion';
 import { FrozenTextEncoder, TextEncoderCheckpointConfig, textEncoderCheckpointConfig } from './textConditioning';
 import { stageOf, stageUNetFromCheckpoint, TextUNetCheckpointConfig, textUNetCheckpointConfig } from './textToImage';
 import { CASCADE_GENERATE_DEFAULTS, CascadeSamplingDefaults, cascadeSamplingDefaults, superResolveBatch, SuperResolutionStage } from './cascade';
@@ -166,7 +166,7 @@ export function unclipDecoderCheckpointConfig(raw: unknown, source: string): Unc
     schedule: scheduleConfig(raw.schedule as Partial<ScheduleConfig>),
     space: 'pixel',
     dataset: typeof raw.dataset === 'string' ? raw.dataset : 'unknown',
-    imageSize: typeof raw.imageSize === 'number' ? raw.imageSize : unet.sampleSize,
+    imageSize: recordedSize(raw, 'imageSize', unet.sampleSize, source),
     imageChannels: typeof raw.imageChannels === 'number' ? raw.imageChannels : unet.outChannels,
     imageEmbeddingDim: e,
     clip,

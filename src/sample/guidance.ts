@@ -12,8 +12,23 @@
 import * as tf from '@tensorflow/tfjs';
 import { Cond, Denoiser } from './types';
 
+/**
+ * The one range of guidance scales, [0, MAX_GUIDANCE]: the samplers (here), the manifest
+ * reader and the command line refuse anything else. Scales past ~20 already saturate these
+ * models; 1e300 used to give all-black images with exit code 0.
+ */
+export const MAX_GUIDANCE = 50;
+
+/** Throws unless `scale` is a guidance scale in [0, MAX_GUIDANCE]; `what` names it (a flag, a manifest field). */
+export function checkGuidance(scale: unknown, what: string): number {
+  if (typeof scale !== 'number' || !(scale >= 0 && scale <= MAX_GUIDANCE)) {
+    throw new Error(`${what} must be a guidance scale in [0, ${MAX_GUIDANCE}] (1 = no guidance), got ${JSON.stringify(scale)}`);
+  }
+  return scale;
+}
+
 export interface GuidanceOptions {
-  /** Guidance scale w (>= 0); 1 = no guidance. */
+  /** Guidance scale w in [0, MAX_GUIDANCE]; 1 = no guidance. */
   readonly scale: number;
   /** Unconditional conditioning (e.g. the empty prompt's embeddings): same keys as cond, batch 1 or B. */
   readonly uncond: Cond;
@@ -21,7 +36,7 @@ export interface GuidanceOptions {
 
 /** Wraps a denoiser with classifier-free guidance. */
 export function classifierFreeGuidance(denoise: Denoiser, { scale, uncond }: GuidanceOptions): Denoiser {
-  if (!(Number.isFinite(scale) && scale >= 0)) throw new Error(`classifierFreeGuidance: scale must be a finite number >= 0, got ${scale}`);
+  checkGuidance(scale, 'classifierFreeGuidance: scale');
   const uncondKeys = Object.keys(uncond).sort();
   return (x: tf.Tensor, t: tf.Tensor1D, cond: Cond | null): tf.Tensor => {
     if (cond === null) throw new Error('classifierFreeGuidance: the guided denoiser needs cond (got null); pass opts.cond to the sampler');

@@ -73,6 +73,12 @@ export const SIGMOID_END = 3;
 export const SIGMOID_TAU = 1;
 export const SIGMOID_CLIP_MIN = 1e-9;
 
+/**
+ * The most diffusion steps a schedule may have: 100x the usual 1000, and a bound on the tables
+ * (a handful of float64 arrays of T) that a corrupt checkpoint or a typo cannot push to gigabytes.
+ */
+export const MAX_TIMESTEPS = 100_000;
+
 /** Merges `partial` over the defaults, fills the beta range of linear kinds, and validates. */
 export function scheduleConfig(partial: Partial<ScheduleConfig> = {}): ScheduleConfig {
   const kind = partial.kind ?? SCHEDULE_DEFAULTS.kind;
@@ -81,8 +87,8 @@ export function scheduleConfig(partial: Partial<ScheduleConfig> = {}): ScheduleC
   if (!(SCHEDULE_KINDS as readonly string[]).includes(kind)) {
     throw new Error(`scheduleConfig: kind must be one of ${SCHEDULE_KINDS.join(', ')}, got '${String(kind)}'`);
   }
-  if (!Number.isInteger(timesteps) || timesteps < 1) {
-    throw new Error(`scheduleConfig: timesteps must be an integer >= 1, got ${timesteps}`);
+  if (!Number.isInteger(timesteps) || timesteps < 1 || timesteps > MAX_TIMESTEPS) {
+    throw new Error(`scheduleConfig: timesteps must be an integer in [1, ${MAX_TIMESTEPS}], got ${timesteps}`);
   }
   if (rescaleZeroTerminalSnr && timesteps < 2) {
     throw new Error(`scheduleConfig: rescaleZeroTerminalSnr needs timesteps >= 2, got ${timesteps}`);

@@ -143,7 +143,7 @@ describe('unetConfig', () => {
     expect(() => unetConfig({ addPooledContextToTime: true })).toThrow(/contextDim is null/);
     expect(() => unetConfig({ dropout: 1 })).toThrow(/dropout must be in \[0, 1\)/);
     expect(() => unetConfig({ predictionType: 'score' as 'v' })).toThrow(/predictionType must be one of epsilon, v, x0/);
-    expect(() => unetConfig({ channelMults: [] })).toThrow(/channelMults must be a non-empty list/);
+    expect(() => unetConfig({ channelMults: [] })).toThrow(/channelMults must be a list of 1 to 8 levels/);
     expect(() => unetConfig({ baseChanels: 32 } as Partial<UNetConfig>)).toThrow(/unknown field 'baseChanels'/);
   });
 });

@@ -271,7 +271,7 @@ describe('refusals when loading', () => {
     const big = unetConfig({ ...BASE_UNET, sampleSize: 8, attentionResolutions: [4] });
     await refuses(await cascadeFolder({ baseUnet: big }), /the base stage makes 8x8 images .*the super-resolution stage takes 4x4 inputs \(factor 2\) and makes 8x8/);
     await refuses(await cascadeFolder({ srStage: { kind: 'super-resolution', lowRes: { ...LOW_RES, factor: 4 } } }), /the base stage makes 4x4 images \(data reduced by 2\)/);
-    await refuses(await cascadeFolder({ defaults: { srSteps: -1 } }), /defaults\.srSteps must be a number >= 0, got -1/);
+    await refuses(await cascadeFolder({ defaults: { srSteps: -1 } }), /defaults\.srSteps must be an integer in \[1, 100000\], got -1/);
   });
 
   it('a super-resolution UNet on its own, and an unclip folder through loadTextPipeline', async () => {

@@ -414,7 +414,7 @@ describe('refusals when loading', () => {
   });
 
   it('bad prior defaults, and the wrong design', async () => {
-    await refuses(await unclipFolder({ defaults: { priorSteps: -1 } }), /defaults\.priorSteps must be a number >= 0, got -1/);
+    await refuses(await unclipFolder({ defaults: { priorSteps: -1 } }), /defaults\.priorSteps must be an integer in \[1, 100000\], got -1/);
     await refuses(await unclipFolder({ defaults: { priorSampler: 'euler' } }), /defaults\.priorSampler must be one of ddpm, ddim, dpm-solver\+\+, got "euler"/);
     const dir = await unclipFolder();
     await writePipelineManifest(dir, { design: 'cascade', parts: { clip: { file: 'clip.safetensors', kind: 'clip' } } });
