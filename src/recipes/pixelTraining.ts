@@ -79,7 +79,7 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
   // Model config: from the saved state when resuming (the run continues the same model), else from the options.
   let config: PixelCheckpointConfig;
   if (resuming) {
-    const state = await loadTrainingState(statePath);
+    const state = await loadTrainingState(statePath, 'diffusion');
     tf.dispose([...state.tensors.values()]);
     config = pixelCheckpointConfig(state.json.checkpointConfig, statePath);
     log(`resuming the model saved in ${statePath}; model options on the command line are ignored`);

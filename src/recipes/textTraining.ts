@@ -142,7 +142,7 @@ export function baseStageData(pixels: ImageDataset, factor: number): BaseStageDa
 
 /** The model config a run's training state holds (what its resume continues). */
 async function savedCheckpointConfig(statePath: string): Promise<TextUNetCheckpointConfig> {
-  const state = await loadTrainingState(statePath);
+  const state = await loadTrainingState(statePath, 'diffusion');
   tf.dispose([...state.tensors.values()]);
   return textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
 }

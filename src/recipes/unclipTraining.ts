@@ -261,7 +261,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
     const statePath = path.join(opts.outDir, STATE_FILE);
     let config: UnclipDecoderCheckpointConfig;
     if (resuming) {
-      const state = await loadTrainingState(statePath);
+      const state = await loadTrainingState(statePath, 'diffusion');
       tf.dispose([...state.tensors.values()]);
       config = unclipDecoderCheckpointConfig(state.json.checkpointConfig, statePath);
       log(`resuming the decoder saved in ${statePath}; model options on the command line are ignored`);
@@ -464,7 +464,7 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
   let config: PriorConfig;
   let scheduleCfg: ScheduleConfig;
   if (resuming) {
-    const state = await loadTrainingState(statePath);
+    const state = await loadTrainingState(statePath, 'prior');
     tf.dispose([...state.tensors.values()]);
     const saved = state.json.checkpointConfig as { prior?: Partial<PriorConfig>; schedule?: Partial<ScheduleConfig>; clip?: unknown } | undefined;
     if (saved?.prior === undefined || saved.schedule === undefined) throw new Error(`${statePath}: the training state holds no prior / schedule config`);

@@ -320,7 +320,7 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   let ckptConfig: AutoencoderCheckpointConfig;
   let state: TrainingState | null = null;
   if (resuming) {
-    state = await loadTrainingState(statePath);
+    state = await loadTrainingState(statePath, 'autoencoder');
     try {
       ckptConfig = autoencoderCheckpointConfig(state.json.checkpointConfig, statePath);
     } catch (e) {
@@ -485,7 +485,7 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
       step,
       tensors,
       json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: ckptConfig },
-    });
+    }, 'autoencoder');
   };
 
   // ---- the loop

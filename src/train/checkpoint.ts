@@ -24,8 +24,11 @@ export interface TrainingState {
   json: Record<string, unknown>;
 }
 
+/** Which trainer wrote a state (metadata 'family'): a resume by another is refused (two families may share file names). */
+export type TrainingFamily = 'diffusion' | 'autoencoder' | 'clip' | 'prior';
+
 /** Saves everything needed to resume training exactly (float32, atomic). */
-export async function saveTrainingState(file: string, state: TrainingState): Promise<void> {
+export async function saveTrainingState(file: string, state: TrainingState, family: TrainingFamily): Promise<void> {
   assertInteger(state.step, `${file}: step`, 0);
   assertJsonSafe(state.json, `${file}: training state json`);
   const metadata: Record<string, string> = {
@@ -33,6 +36,7 @@ export async function saveTrainingState(file: string, state: TrainingState): Pro
     library: LIBRARY_ID,
     layout: TFJS_LAYOUT,
     kind: TRAINING_STATE_KIND,
+    family,
     step: String(state.step),
     state: JSON.stringify(state.json),
     command: currentCommandLine(),
@@ -49,12 +53,18 @@ export function stateTensorsWithPrefix(state: TrainingState, prefix: string): Ma
   return new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
 }
 
-/** Loads a training state; the caller owns (and disposes) the returned tensors. */
-export async function loadTrainingState(file: string): Promise<TrainingState> {
+/**
+ * Loads a training state; the caller owns (and disposes) the returned tensors. With `family`, a state
+ * another trainer wrote is refused (states written before families were recorded pass).
+ */
+export async function loadTrainingState(file: string, family?: TrainingFamily): Promise<TrainingState> {
   const { tensors, metadata } = await readSafetensors(file);
   const info = parseCheckpointMetadata(metadata, file);
   if (info.kind !== TRAINING_STATE_KIND) throw new Error(`${file}: expected a '${TRAINING_STATE_KIND}' file, got kind '${info.kind}'`);
   if (info.step === null) throw new Error(`${file}: no 'step' in __metadata__`);
+  if (family !== undefined && metadata.family !== undefined && metadata.family !== family) {
+    throw new Error(`${file}: the training state of a ${metadata.family} run, resumed by the ${family} trainer: is the output folder right?`);
+  }
   if (metadata.state === undefined) throw new Error(`${file}: no 'state' in __metadata__`);
   let json: unknown;
   try {

@@ -188,7 +188,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
   if (resuming) {
-    const state = await loadTrainingState(statePath);
+    const state = await loadTrainingState(statePath, 'clip');
     try {
       const saved = state.json.config as ClipTrainConfig | undefined;
       if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
@@ -218,7 +218,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
       step,
       tensors,
       json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
-    });
+    }, 'clip');
   };
 
   // ---- the loop

@@ -402,7 +402,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
   let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
   if (resuming) {
-    const state = await loadTrainingState(statePath);
+    const state = await loadTrainingState(statePath, 'diffusion');
     try {
       const savedCfg = state.json.config as TrainConfig | undefined;
       if (savedCfg !== undefined && (savedCfg.batchSize !== cfg.batchSize || savedCfg.seed !== cfg.seed)) {
@@ -501,7 +501,7 @@ async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promis
       tensors,
       json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
     };
-    await saveTrainingState(statePath, state);
+    await saveTrainingState(statePath, state, 'diffusion');
   };
 
   // ---- the loop

@@ -427,7 +427,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
   let startStep = 0;
   try {
     if (resuming) {
-      const state = await loadTrainingState(statePath);
+      const state = await loadTrainingState(statePath, 'prior');
       try {
         const saved = state.json.config as PriorTrainConfig | undefined;
         if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
@@ -467,7 +467,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
       step,
       tensors,
       json: { optimizerStep: optimizer.stepCount, config: cfg, pairCount: pairs.count, checkpointConfig: weightsConfig },
-    });
+    }, 'prior');
   };
 
   const runValidation = async (): Promise<PriorValidation | null> => {

@@ -224,7 +224,7 @@ describe('training state', () => {
         ['count', counter],
       ]),
       json,
-    });
+    }, 'diffusion');
     const s = await loadTrainingState(file);
     expect(s.step).toBe(500);
     expect(s.json).toEqual(json);
@@ -251,11 +251,11 @@ describe('training state', () => {
 
   it('refuses json that would not survive, and non-state files', async () => {
     const file = path.join(dir, 'bad-state.safetensors');
-    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { best: Infinity } })).rejects.toThrow(
+    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { best: Infinity } }, 'diffusion')).rejects.toThrow(
       'training state json: best is Infinity, which JSON cannot store',
     );
-    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { m: new Map() } })).rejects.toThrow('m is a Map');
-    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { a: [1, undefined] } })).rejects.toThrow('a[1] is undefined');
+    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { m: new Map() } }, 'diffusion')).rejects.toThrow('m is a Map');
+    await expect(saveTrainingState(file, { step: 1, tensors: new Map(), json: { a: [1, undefined] } }, 'diffusion')).rejects.toThrow('a[1] is undefined');
     expect(fs.existsSync(file)).toBe(false);
     const model = new Tiny(cfg, 13);
     const weightsFile = path.join(dir, 'weights-not-state.safetensors');
@@ -266,8 +266,11 @@ describe('training state', () => {
 
   it('metadata carries the tfjs layout string and the state json', async () => {
     const file = path.join(dir, 'meta-state.safetensors');
-    await saveTrainingState(file, { step: 3, tensors: new Map(), json: { a: 1 } });
+    await saveTrainingState(file, { step: 3, tensors: new Map(), json: { a: 1 } }, 'clip');
     const raw = await readSafetensors(file);
-    expect(raw.metadata).toMatchObject({ format_version: '1', kind: 'training-state', step: '3', state: '{"a":1}', layout: TFJS_LAYOUT });
+    expect(raw.metadata).toMatchObject({ format_version: '1', kind: 'training-state', family: 'clip', step: '3', state: '{"a":1}', layout: TFJS_LAYOUT });
+    // another trainer's resume is refused (e.g. train-autoencoder --resume in a diffusion run: both use state.safetensors)
+    await expect(loadTrainingState(file, 'autoencoder')).rejects.toThrow(`${file}: the training state of a clip run, resumed by the autoencoder trainer: is the output folder right?`);
+    expect((await loadTrainingState(file, 'clip')).step).toBe(3);
   });
 });
