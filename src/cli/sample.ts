@@ -12,6 +12,8 @@ import type { CommandModule } from 'yargs';
 import * as tf from '@tensorflow/tfjs';
 import { SAMPLER_NAMES, SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
+import { checkGuidance } from '../sample/guidance';
+import { MAX_TIMESTEPS } from '../schedule/betas';
 import { generate, GENERATE_DEFAULTS } from '../pipelines/pixelDiffusion';
 import { loadPixelPipeline, loadTextPipeline } from '../node/loadPipeline';
 import { TEXT_GENERATE_DEFAULTS } from '../pipelines/textToImage';
@@ -67,6 +69,29 @@ function clipMode(spec: string | undefined): ClipMode | undefined {
   return { kind: 'none' };
 }
 
+/** Images one `sample` call may make: they are held as one tensor and one grid (4096 MNIST-sized images: ~2k x 2k pixels). */
+const MAX_SAMPLE_IMAGES = 4096;
+
+/** Bounds every number of the command line before anything loads; errors name the flag. */
+function checkSampleArgs(args: SampleArgs): void {
+  const int = (flag: string, v: number | undefined, min: number, max: number): void => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) throw new Error(`--${flag} must be an integer in [${min}, ${max}], got ${v}`);
+  };
+  int('n', args.n, 1, MAX_SAMPLE_IMAGES);
+  int('steps', args.steps, 1, MAX_TIMESTEPS);
+  int('cols', args.cols, 1, 1024);
+  int('seed', args.seed, 0, Number.MAX_SAFE_INTEGER);
+  if (args.guidance !== undefined) checkGuidance(args.guidance, '--guidance');
+  checkImageCount(Math.max(1, args.prompt?.length ?? 0, args.image?.length ?? 0), args.n);
+}
+
+/** Refuses more than MAX_SAMPLE_IMAGES images (rows may come from the manifest's prompts or the model's classes). */
+function checkImageCount(rows: number, n: number): void {
+  if (rows * n > MAX_SAMPLE_IMAGES) {
+    throw new Error(`${rows} rows x --n ${n} = ${rows * n} images: at most ${MAX_SAMPLE_IMAGES} per call (split the job, e.g. over --seed)`);
+  }
+}
+
 /** Progress of a long sampling job on stderr: one line per tenth of the denoising steps (all stages, all batches). */
 function progressLines(): (p: GenerateProgress) => void {
   let shown = 0;
@@ -92,6 +117,7 @@ async function sampleText(args: SampleArgs): Promise<Job> {
     const d = pipeline.defaults;
     const prompts = args.prompt !== undefined && args.prompt.length > 0 ? args.prompt : d.prompts;
     if (prompts === undefined) throw new Error('this pipeline is text-to-image: give --prompt "..." (repeat it for several rows)');
+    checkImageCount(prompts.length, args.n);
     const all = prompts.flatMap((p) => Array.from({ length: args.n }, () => p));
     const fallback = pipeline.design === 'cascade' ? CASCADE_GENERATE_DEFAULTS : TEXT_GENERATE_DEFAULTS;
     const sampler = (args.sampler as SamplerName | undefined) ?? d.sampler ?? fallback.sampler;
@@ -166,6 +192,8 @@ async function sampleClasses(args: SampleArgs): Promise<Job> {
   try {
     const labels = parseLabels(args.label, pipeline.config.classNames, args.n);
     const n = labels === null ? args.n : labels.length;
+    const rows = args.label === undefined ? n / args.n : 1; // without --label: one row of --n per class
+    checkImageCount(rows, n / rows);
     const sampler = (args.sampler as SamplerName | undefined) ?? pipeline.defaults.sampler ?? GENERATE_DEFAULTS.sampler;
     const steps = args.steps ?? pipeline.defaults.steps ?? GENERATE_DEFAULTS.steps;
     const guidance = args.guidance ?? pipeline.defaults.guidance ?? GENERATE_DEFAULTS.guidance;
@@ -194,8 +222,9 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
       .option('out', { type: 'string', default: 'samples.png', describe: 'grid PNG path' })
       .option('out-dir', { type: 'string', describe: 'also write each image as its own PNG here' })
       .option('cols', { type: 'number', describe: 'grid columns (default: --n)' }) as never,
-  handler: async (args) =>
-    runWithBackend(args, async () => {
+  handler: async (args) => {
+    checkSampleArgs(args); // before the backend starts or anything loads
+    return runWithBackend(args, async () => {
       const started = Date.now();
       const job = args.image !== undefined && args.image.length > 0 ? await sampleVariations(args)
         : (await isTextPipelineFolder(args.pipeline)) ? await sampleText(args) : await sampleClasses(args);
@@ -211,5 +240,6 @@ export const sampleCommand: CommandModule<object, SampleArgs> = {
       }
       const secs = (Date.now() - started) / 1000;
       process.stdout.write(`wrote ${args.out}: ${job.summary} (${secs.toFixed(1)} s)\n`);
-    }),
+    });
+  },
 };
