@@ -201,6 +201,27 @@ function recordedFactor(raw: unknown, source: string): number {
   return f;
 }
 
+/** A decoder run's saved config, refused unless it is the run the options describe (factor, captions, CLIP). */
+async function savedDecoderConfig(
+  statePath: string, o: { factor: number; withText: boolean; provenance: ClipProvenance; clipFile: string },
+): Promise<UnclipDecoderCheckpointConfig> {
+  const state = await loadTrainingState(statePath, 'diffusion');
+  tf.dispose([...state.tensors.values()]);
+  const config = unclipDecoderCheckpointConfig(state.json.checkpointConfig, statePath);
+  const saved = recordedFactor(state.json.checkpointConfig, statePath);
+  if (saved !== o.factor) {
+    throw new Error(`${statePath}: the run trains a decoder of the data reduced by factor ${saved}, resumed with factor ${o.factor}: resume needs the same factor`);
+  }
+  if ((config.textEncoder !== null) !== o.withText) {
+    throw new Error(`${statePath}: the run trains a decoder ${config.textEncoder !== null ? 'with' : 'without'} captions, resumed with withText ${o.withText}: resume needs the same value`);
+  }
+  if (config.clip !== null) {
+    const d = clipDifference(config.clip, o.provenance);
+    if (d !== null) throw new Error(`${o.clipFile}: not the CLIP this run was started with (${config.clip.source}): ${d} differ (resume needs the same CLIP)`);
+  }
+  return config;
+}
+
 export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Promise<TrainResult & { config: UnclipDecoderCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
@@ -222,6 +243,10 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
   } catch (e) {
     log(`no test split (${(e as Error).message.split('\n')[0]}): no validation loss; grids vary training images`);
   }
+  // Resuming: the run's own config, checked against the options before anything is written into the run folder.
+  const statePath = path.join(opts.outDir, STATE_FILE);
+  const provenance = await clipProvenance(opts.clip);
+  const savedConfig = resuming ? await savedDecoderConfig(statePath, { factor, withText, provenance, clipFile: opts.clip }) : null;
   const trainCaptions = train.captions as string[];
   writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), trainCaptions);
   log(`${train.name}: ${train.count} captioned images ${train.height}x${train.width}x${train.channels}, e.g. "${trainCaptions[0]}"`);
@@ -245,7 +270,6 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
   }
 
   // ---- the frozen CLIP and the image embeddings, once
-  const provenance = await clipProvenance(opts.clip);
   const clip = await loadClip(opts.clip);
   clip.freeze();
   let textStates: CaptionStateCache | null = null;
@@ -257,21 +281,11 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
     const trainTable = await cachedClipImageEmbeddings(path.join(opts.outDir, TRAIN_EMBEDDINGS_FILE), opts.clip, clip, train, embed);
     const validationTable = validation === null ? null : await cachedClipImageEmbeddings(path.join(opts.outDir, VALIDATION_EMBEDDINGS_FILE), opts.clip, clip, validation, embed);
 
-    // ---- the model config: from the saved state when resuming, else from the options
-    const statePath = path.join(opts.outDir, STATE_FILE);
+    // ---- the model config: from the saved state when resuming (checked above), else from the options
     let config: UnclipDecoderCheckpointConfig;
-    if (resuming) {
-      const state = await loadTrainingState(statePath, 'diffusion');
-      tf.dispose([...state.tensors.values()]);
-      config = unclipDecoderCheckpointConfig(state.json.checkpointConfig, statePath);
+    if (savedConfig !== null) {
+      config = savedConfig;
       log(`resuming the decoder saved in ${statePath}; model options on the command line are ignored`);
-      const saved = recordedFactor(state.json.checkpointConfig, statePath);
-      if (saved !== factor) {
-        throw new Error(`${statePath}: the run trains a decoder of the data reduced by factor ${saved}, resumed with factor ${factor}: resume needs the same factor`);
-      }
-      if ((config.textEncoder !== null) !== withText) {
-        throw new Error(`${statePath}: the run trains a decoder ${config.textEncoder !== null ? 'with' : 'without'} captions, resumed with withText ${withText}: resume needs the same value`);
-      }
     } else {
       const unet = unetConfig({
         ...UNET_PRESETS[opts.preset],
@@ -300,11 +314,6 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
         textEncoder: withText ? clipTextConfig(clip) : null,
       }, 'trainUnclipDecoder');
     }
-    if (config.clip !== null) {
-      const d = clipDifference(config.clip, provenance);
-      if (d !== null) throw new Error(`${opts.clip}: not the CLIP this run was started with (${config.clip.source}): ${d} differ (resume needs the same CLIP)`);
-    }
-
     // ---- token states of every caption, once (decoders that read captions)
     if (withText) {
       const captions = [...trainCaptions, ...(validation?.captions ?? []), NULL_PROMPT];
@@ -432,6 +441,18 @@ export interface UnclipPriorTrainingOptions extends RunStartOptions {
   readonly isTTY?: boolean;
 }
 
+/** A prior run's saved config and schedule, refused unless it was trained on this CLIP. */
+async function savedPriorConfig(statePath: string, provenance: ClipProvenance, clipFile: string): Promise<{ config: PriorConfig; schedule: ScheduleConfig }> {
+  const state = await loadTrainingState(statePath, 'prior');
+  tf.dispose([...state.tensors.values()]);
+  const saved = state.json.checkpointConfig as { prior?: Partial<PriorConfig>; schedule?: Partial<ScheduleConfig>; clip?: unknown } | undefined;
+  if (saved?.prior === undefined || saved.schedule === undefined) throw new Error(`${statePath}: the training state holds no prior / schedule config`);
+  const recorded: ClipProvenance | null = recordedClipProvenance(saved.clip, statePath);
+  const d = recorded === null ? null : clipDifference(recorded, provenance);
+  if (d !== null) throw new Error(`${clipFile}: not the CLIP this run was started with (${(recorded as ClipProvenance).source}): ${d} differ (resume needs the same CLIP)`);
+  return { config: priorConfig(saved.prior), schedule: scheduleConfig(saved.schedule) };
+}
+
 export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promise<TrainPriorResult & { config: PriorConfig; pairs: number }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = priorTrainConfig(opts.train);
@@ -445,7 +466,10 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
     log(`no test split (${(e as Error).message.split('\n')[0]}): no prior validation`);
   }
 
+  // Resuming: the run's own config, checked against the CLIP before the embeddings are computed.
+  const statePath = path.join(opts.outDir, PRIOR_STATE_FILE);
   const provenance = await clipProvenance(opts.clip);
+  const saved = resuming ? await savedPriorConfig(statePath, provenance, opts.clip) : null;
   const clip = await loadClip(opts.clip);
   clip.freeze();
   let pairs: EmbeddingPairs;
@@ -459,20 +483,11 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
   }
   log(`embedding pairs: ${pairs.count} training, ${validation?.count ?? 0} held-out (E ${pairs.embedDim}) from ${opts.clip}`);
 
-  // ---- the prior's config: from the saved state when resuming, else from the options
-  const statePath = path.join(opts.outDir, PRIOR_STATE_FILE);
+  // ---- the prior's config: from the saved state when resuming (checked above), else from the options
   let config: PriorConfig;
   let scheduleCfg: ScheduleConfig;
-  if (resuming) {
-    const state = await loadTrainingState(statePath, 'prior');
-    tf.dispose([...state.tensors.values()]);
-    const saved = state.json.checkpointConfig as { prior?: Partial<PriorConfig>; schedule?: Partial<ScheduleConfig>; clip?: unknown } | undefined;
-    if (saved?.prior === undefined || saved.schedule === undefined) throw new Error(`${statePath}: the training state holds no prior / schedule config`);
-    config = priorConfig(saved.prior);
-    scheduleCfg = scheduleConfig(saved.schedule);
-    const recorded: ClipProvenance | null = recordedClipProvenance(saved.clip, statePath);
-    const d = recorded === null ? null : clipDifference(recorded, provenance);
-    if (d !== null) throw new Error(`${opts.clip}: not the CLIP this run was started with (${(recorded as ClipProvenance).source}): ${d} differ (resume needs the same CLIP)`);
+  if (saved !== null) {
+    ({ config, schedule: scheduleCfg } = saved);
     log(`resuming the prior saved in ${statePath}; model options on the command line are ignored`);
   } else {
     config = priorConfig({ ...(opts.prior ?? {}), embedDim: pairs.embedDim });

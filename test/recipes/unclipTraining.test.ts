@@ -150,8 +150,12 @@ describe('trainUnclipDecoder, trainUnclipPrior and the assembled folder', () => 
       /the run trains a decoder with captions, resumed with withText false: resume needs the same value/);
     const other = path.join(root, 'other-clip.safetensors');
     await writeClip(other, 1);
+    const files = (): Record<string, string> => Object.fromEntries(fs.readdirSync(outDir).filter((f) => fs.statSync(path.join(outDir, f)).isFile())
+      .map((f) => [f, fs.readFileSync(path.join(outDir, f)).toString('base64')]));
+    const kept = files();
     await expect(trainUnclipDecoder({ ...DECODER_OPTIONS(other, outDir), withText: true, resume: true })).rejects.toThrow(
       /not the CLIP this run was started with .*: training seed 0 vs 1 differ/);
+    expect(files()).toEqual(kept); // refused before the captions and the embedding caches were rewritten
     expect(tf.memory().numTensors).toBe(before);
   }, 60000);
 
