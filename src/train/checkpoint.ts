@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fromTfTensors, toTfTensors } from '../io/safetensors';
 import { CHECKPOINT_FORMAT_VERSION, parseCheckpointMetadata, TFJS_LAYOUT } from '../io/checkpoint';
-import { readSafetensors, writeSafetensors } from '../io/safetensorsFile';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensorsFile';
 import { assertInteger, assertJsonSafe, currentCommandLine } from '../io/checkpointFile';
 import { LIBRARY_ID } from '../io/pipelineManifest';
 
@@ -74,4 +74,18 @@ export async function loadTrainingState(file: string, family?: TrainingFamily): 
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: metadata 'state' must be a JSON object`);
   return { step: info.step, tensors: toTfTensors(tensors), json: json as Record<string, unknown> };
+}
+
+/** The JSON part of a training state (config, iterator, ...) from the file's header alone: cheap checks before a resume does any work. */
+export async function readTrainingStateJson(file: string): Promise<Record<string, unknown>> {
+  const { metadata } = await readSafetensorsHeader(file);
+  if (metadata.kind !== TRAINING_STATE_KIND) throw new Error(`${file}: expected a '${TRAINING_STATE_KIND}' file, got kind '${String(metadata.kind)}'`);
+  let json: unknown;
+  try {
+    json = JSON.parse(metadata.state ?? '');
+  } catch (e) {
+    throw new Error(`${file}: metadata 'state' is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: metadata 'state' must be a JSON object`);
+  return json as Record<string, unknown>;
 }

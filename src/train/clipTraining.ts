@@ -32,7 +32,7 @@ import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/cl
 import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
 import { learningRate } from './lr';
-import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
+import { loadTrainingState, readTrainingStateJson, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { saveModelWeights } from '../io/checkpointFile';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 import { decideRunStart, openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
@@ -151,6 +151,14 @@ export interface TrainClipResult {
 
 // ---------------------------------------------------------------- helpers
 
+/** Refuses a resume with another batch size or seed than the run's (its data order would differ). */
+function checkSameRun(stateJson: Record<string, unknown>, cfg: ClipTrainConfig, statePath: string): void {
+  const saved = stateJson.config as ClipTrainConfig | undefined;
+  if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
+    throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
+  }
+}
+
 function formatEval(values: Record<string, number>): string {
   return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
 }
@@ -190,10 +198,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   if (resuming) {
     const state = await loadTrainingState(statePath, 'clip');
     try {
-      const saved = state.json.config as ClipTrainConfig | undefined;
-      if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
-        throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
-      }
+      checkSameRun(state.json, cfg, statePath);
       const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
       clip.loadStateDict(pick('model.'), { source: statePath });
       optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
@@ -374,7 +379,11 @@ function classPrompts(dataset: 'fashion-mnist' | 'cifar10'): string[] {
 export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<TrainClipResult & { clip: Clip }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = clipTrainConfig(opts.train);
-  decideRunStart(opts.outDir, CLIP_RUN_FILES, opts); // before the captions are written: refuses what would lose a run
+  // Before the captions are written: refuses what would lose a run, and a resume of another run (batch, seed).
+  if (decideRunStart(opts.outDir, CLIP_RUN_FILES, opts)) {
+    const statePath = path.join(opts.outDir, CLIP_STATE_FILE);
+    checkSameRun(await readTrainingStateJson(statePath), cfg, statePath);
+  }
   const evalLimit = opts.evalLimit ?? 1000;
   fs.mkdirSync(opts.outDir, { recursive: true });
 
