@@ -20,7 +20,7 @@ import * as path from 'path';
 import { writeFileAtomic } from './atomicWrite';
 import { readSafetensorsHeader } from './safetensorsFile';
 import { LIBRARY_ID, parsePipelineManifest, pipelinePart, PipelineManifest, PipelineManifestInput, PIPELINE_FORMAT_VERSION, PIPELINE_MANIFEST_FILE, validatePipelineManifest } from './pipelineManifest';
-import { PipelineFiles } from './pipelineFiles';
+import { LoadProgress, PipelineFiles } from './pipelineFiles';
 
 /** True when `child` (absolute) is strictly inside `parent` (absolute). */
 function isInside(parent: string, child: string): boolean {
@@ -90,9 +90,10 @@ export function pipelinePartPath(dir: string, manifest: PipelineManifest, role: 
 
 /**
  * A pipeline folder as PipelineFiles (what the core's loaders read): files are read
- * on demand, and only inside the folder (also after resolving symlinks).
+ * on demand, and only inside the folder (also after resolving symlinks); `onProgress`
+ * is told each file once it is read.
  */
-export function folderFiles(dir: string): PipelineFiles {
+export function folderFiles(dir: string, onProgress?: (p: LoadProgress) => void): PipelineFiles {
   const root = path.resolve(dir);
   return {
     location: dir,
@@ -109,6 +110,7 @@ export function folderFiles(dir: string): PipelineFiles {
       if (!isInside(await fsp.realpath(root), real)) throw new Error(`${path.join(dir, file)}: resolves (via a symlink) outside the pipeline folder`);
       try {
         const bytes = await fsp.readFile(real);
+        onProgress?.({ file, loaded: bytes.byteLength, total: bytes.byteLength });
         return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       } catch (e) {
         throw new Error(`${path.join(dir, file)}: cannot read (${(e as Error).message})`);

@@ -17,11 +17,11 @@ import { loadPixelPipelineFiles, PixelPipeline, pixelPipelineFromCheckpoint } fr
 const URL_PATTERN = /^https?:\/\//i;
 
 /** Loads a pipeline folder from disk (see loadPipelineFromFiles). */
-export async function loadPipelineFolder(dir: string): Promise<Pipeline> {
+export async function loadPipelineFolder(dir: string, options: Pick<LoadPipelineOptions, 'onProgress'> = {}): Promise<Pipeline> {
   if (!fs.existsSync(dir)) throw new Error(`${dir}: no such pipeline folder`);
   if (!fs.statSync(dir).isDirectory()) throw new Error(`${dir}: not a folder (a pipeline is a folder with ${PIPELINE_MANIFEST_FILE})`);
   if (!fs.existsSync(path.join(dir, PIPELINE_MANIFEST_FILE))) throw new Error(`${dir}: no ${PIPELINE_MANIFEST_FILE} (not a pipeline folder)`);
-  return loadPipelineFromFiles(folderFiles(dir), await readPipelineManifest(dir));
+  return loadPipelineFromFiles(folderFiles(dir, options.onProgress), await readPipelineManifest(dir));
 }
 
 /**
@@ -29,7 +29,7 @@ export async function loadPipelineFolder(dir: string): Promise<Pipeline> {
  * name -> bytes, or PipelineFiles.
  */
 export async function loadPipeline(source: PipelineSource, options: LoadPipelineOptions = {}): Promise<Pipeline> {
-  if (typeof source === 'string' && !URL_PATTERN.test(source)) return loadPipelineFolder(source);
+  if (typeof source === 'string' && !URL_PATTERN.test(source)) return loadPipelineFolder(source, options);
   return loadPipelineCore(source, options);
 }
 

@@ -37,11 +37,13 @@ const CASES: ReadonlyArray<{ name: string; design: string; conditioning: string;
 describe.each(CASES)('loadPipeline($name)', ({ name, design, conditioning, options, perImage }) => {
   it('gives the same images from the folder and from a map of its bytes; counts every step of every stage; leaks nothing', async () => {
     const before = tf.memory().numTensors;
-    const fromFolder = await loadPipeline(path.join(ROOT, name));
+    const read: string[] = [];
+    const fromFolder = await loadPipeline(path.join(ROOT, name), { onProgress: (p) => read.push(p.file) });
     const fromBytes = await loadPipelineCore(folderAsMap(name));
     try {
       expect(fromFolder.design).toBe(design);
       expect(fromFolder.conditioning).toBe(conditioning);
+      expect(read.sort()).toEqual(fs.readdirSync(path.join(ROOT, name)).filter((f) => f.endsWith('.safetensors')).sort()); // progress from a folder too
       expect(fromBytes.source).toBe(name); // the dropped folder names the files in messages
       const seen: Array<Pick<GenerateProgress, 'step' | 'total' | 'stage'> & { x0: number[] | null }> = [];
       const a = await fromFolder.generate({ ...options, n: 2, seed: 3, batchSize: 2, onStep: (p) => seen.push({ step: p.step, total: p.total, stage: p.stage, x0: p.x0?.shape ?? null }) });
