@@ -4,7 +4,6 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../helpers';
 import { Rng, keyedRng } from '../../src/backend/random';
-import { ImageDataset } from '../../src/data/dataset';
 import { fixedBatch } from '../../src/data/batches';
 import { Autoencoder, autoencoderConfig, AutoencoderConfig } from '../../src/models/autoencoder';
 import { autoencoderLoss, autoencoderTrainConfig, AutoencoderTrainConfig, METRICS_FILE, posteriorNoise, reconstructImages, STATE_FILE, trainAutoencoder, WEIGHTS_FILE } from '../../src/train/autoencoderTraining';
@@ -13,24 +12,10 @@ import { AUTOENCODER_KIND } from '../../src/models/autoencoder';
 import { computeLatentScale, latentScaleIndices, readScaleFactor, saveScaleFactor } from '../../src/train/latentScale';
 import { readModelConfig, saveModelWeights } from '../../src/io/checkpointFile';
 
+import { squaresDataset } from './tinyData';
+
 beforeAll(async () => useBackend('wasm'));
 
-/** count images 6x6x1: a bright square at a seeded position on a dark background, plus noise. */
-function tinyDataset(count: number, seed: number): ImageDataset {
-  const rng = new Rng(seed);
-  const images = new Uint8Array(count * 36);
-  for (let i = 0; i < count; i++) {
-    const oy = rng.int(3);
-    const ox = rng.int(3);
-    for (let y = 0; y < 6; y++) {
-      for (let x = 0; x < 6; x++) {
-        const on = y >= oy && y < oy + 3 && x >= ox && x < ox + 3;
-        images[i * 36 + y * 6 + x] = Math.min(255, Math.max(0, Math.round((on ? 220 : 20) + 15 * rng.normal())));
-      }
-    }
-  }
-  return { name: 'tiny', split: 'train', images, count, height: 6, width: 6, channels: 1, labels: null, classNames: null, captions: null };
-}
 
 /** 6x6 images are padded to 8x8 (next power of two) -> 4x4x2 latents. */
 const AE: Partial<AutoencoderConfig> = { baseChannels: 8, channelMults: [1, 2], groups: 4, latentChannels: 2, heads: 2 };
@@ -47,7 +32,7 @@ function tmpDir(): string {
 async function run(cfg: AutoencoderTrainConfig, outDir: string, resume: boolean, abortAfter?: number): Promise<number[]> {
   const controller = new AbortController();
   const result = await trainAutoencoder({
-    train: tinyDataset(24, 1), validation: tinyDataset(10, 2), autoencoder: AE, config: cfg, outDir, resume, signal: controller.signal,
+    train: squaresDataset(24, 1), validation: squaresDataset(10, 2), autoencoder: AE, config: cfg, outDir, resume, signal: controller.signal,
     onMetrics: (row) => {
       if (abortAfter !== undefined && row.step >= abortAfter) controller.abort();
     },
@@ -88,7 +73,7 @@ describe('trainAutoencoder', () => {
     const counts: number[] = [];
     const before = tf.memory().numTensors;
     const result = await trainAutoencoder({
-      train: tinyDataset(24, 1), validation: tinyDataset(10, 2), autoencoder: AE,
+      train: squaresDataset(24, 1), validation: squaresDataset(10, 2), autoencoder: AE,
       config: { ...BASE, steps: 5, ema: null, valEvery: 2, sampleEvery: 2, checkpointEvery: 100, scaleImages: 0 }, outDir: tmpDir(), resume: false,
       onMetrics: () => counts.push(tf.memory().numTensors),
     });
@@ -130,7 +115,7 @@ describe('autoencoderLoss', () => {
 describe('reconstructImages', () => {
   it('centre-pads with -1 like BatchIterator, decodes the mean and crops back', () => {
     const ae = new Autoencoder(autoencoderConfig({ ...AE, sampleSize: 8 }), new Rng(1));
-    const data = tinyDataset(3, 4);
+    const data = squaresDataset(3, 4);
     const small = fixedBatch(data, [0, 1, 2]);
     const padded = fixedBatch(data, [0, 1, 2], { padTo: 8 });
     const crop = reconstructImages(ae, small.x);
@@ -163,7 +148,7 @@ describe('latent scale factor', () => {
 
   it('is 1 / std of the posterior means, or of posterior samples with eps keyed by image index, over the seeded subset', async () => {
     const ae = new Autoencoder(autoencoderConfig({ ...AE, sampleSize: 8 }), new Rng(2));
-    const data = tinyDataset(20, 6);
+    const data = squaresDataset(20, 6);
     const indices = latentScaleIndices(20, 10, 1);
     expect(indices).toHaveLength(10);
     expect(new Set(indices).size).toBe(10);

@@ -9,13 +9,12 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { Clip } from '../../src/models/clip';
-import { ImageDataset } from '../../src/data/dataset';
 import { readCaptionsFile } from '../../src/data/captions';
-import { Rng } from '../../src/backend/random';
 import { readModelConfig } from '../../src/io/checkpointFile';
 import { clipTrainConfig, CLIP_METRICS_FILE, CLIP_WEIGHTS_FILE, ClipMetricsRow, trainClip, trainClipOnDataset } from '../../src/train/clipTraining';
 import { loadClip } from '../../src/node/pipelineParts';
 import { useBackend } from '../helpers';
+import { colourDataset } from './tinyData';
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -27,29 +26,6 @@ const TINY = {
   seed: 5,
 };
 
-const COLORS: Array<[string, [number, number, number]]> = [
-  ['red', [230, 30, 30]],
-  ['green', [30, 200, 40]],
-  ['blue', [40, 60, 240]],
-  ['white', [250, 250, 250]],
-];
-
-/** 32 noisy 8x8 colour patches captioned by colour name (8 of each: many duplicates per batch). */
-function colourDataset(): ImageDataset {
-  const n = 32;
-  const rng = new Rng('patches');
-  const images = new Uint8Array(n * 8 * 8 * 3);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 4;
-    const rgb = COLORS[i % 4][1];
-    for (let p = 0; p < 64; p++) for (let k = 0; k < 3; k++) images[(i * 64 + p) * 3 + k] = Math.max(0, Math.min(255, Math.round(rgb[k] + 30 * rng.normal())));
-  }
-  return {
-    name: 'patches', split: 'train', images, count: n, height: 8, width: 8, channels: 3,
-    labels, classNames: COLORS.map(([c]) => c), captions: Array.from(labels, (l) => COLORS[l][0]),
-  };
-}
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'clip-train-'));

@@ -15,9 +15,10 @@ import { makeSchedule } from '../../src/schedule/schedule';
 import { Rng } from '../../src/backend/random';
 import { ImageDataset } from '../../src/data/dataset';
 import { readModelConfig } from '../../src/io/checkpointFile';
-import { clipEmbeddingPairs, EmbeddingPairs, PairOrder, PRIOR_METRICS_FILE, PRIOR_WEIGHTS_FILE, priorTrainConfig, PriorTrainConfig, slicePairs, trainPrior, validatePairs } from '../../src/train/priorTraining';
+import { clipEmbeddingPairs, PairOrder, PRIOR_METRICS_FILE, PRIOR_WEIGHTS_FILE, priorTrainConfig, PriorTrainConfig, slicePairs, trainPrior, validatePairs } from '../../src/train/priorTraining';
 import { loadPrior } from '../../src/node/pipelineParts';
 import { expectClose, useBackend } from '../helpers';
+import { rotatedPairs } from './tinyData';
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -27,47 +28,6 @@ function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'prior-train-'));
 }
 
-function unitRows(n: number, e: number, rng: Rng): Float32Array {
-  const out = new Float32Array(n * e);
-  for (let i = 0; i < n; i++) {
-    const row = out.subarray(i * e, (i + 1) * e);
-    rng.fillNormal(row);
-    const norm = Math.hypot(...row);
-    for (let k = 0; k < e; k++) row[k] /= norm;
-  }
-  return out;
-}
-
-/** A random orthogonal E x E matrix (Gram-Schmidt of Gaussian rows), row-major. */
-function randomRotation(e: number, rng: Rng): Float64Array {
-  const q = new Float64Array(e * e);
-  for (let i = 0; i < e; i++) {
-    const v = Array.from({ length: e }, () => rng.normal());
-    for (let j = 0; j < i; j++) {
-      const dot = v.reduce((a, x, k) => a + x * q[j * e + k], 0);
-      for (let k = 0; k < e; k++) v[k] -= dot * q[j * e + k];
-    }
-    const norm = Math.hypot(...v);
-    for (let k = 0; k < e; k++) q[i * e + k] = v[k] / norm;
-  }
-  return q;
-}
-
-/** n pairs: random unit text embeddings, image = R text (still unit norm). */
-function rotatedPairs(n: number, e: number, seed: string): EmbeddingPairs {
-  const rng = new Rng(seed);
-  const r = randomRotation(e, new Rng('rotation'));
-  const text = unitRows(n, e, rng);
-  const image = new Float32Array(n * e);
-  for (let i = 0; i < n; i++) {
-    for (let a = 0; a < e; a++) {
-      let s = 0;
-      for (let b = 0; b < e; b++) s += r[a * e + b] * text[i * e + b];
-      image[i * e + a] = s;
-    }
-  }
-  return { count: n, embedDim: e, text, image, captions: Array.from({ length: n }, (_, i) => `pair ${i}`) };
-}
 
 function meanRowCosine(a: ArrayLike<number>, b: ArrayLike<number>, n: number, e: number): number {
   let total = 0;
