@@ -26,7 +26,7 @@ import { initBackend, shutdownBackend } from '../src/backend/backend';
 import { Rng, randomUniform } from '../src/backend/random';
 import { UNet, unetConfig } from '../src/models/unet';
 import { makeSchedule } from '../src/schedule/schedule';
-import { trainDiffusion } from '../src/train/loop';
+import { trainDiffusion } from '../src/train/diffusionTraining';
 import { trainConfig } from '../src/train/trainConfig';
 import { benchBlocks, BlockBenchRow } from './blocks';
 import type { UNetBenchResult } from './unetBench';

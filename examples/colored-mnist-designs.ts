@@ -49,7 +49,7 @@ import { coloredMnistPrompt, COLORED_MNIST_HELD_OUT } from '../src/data/coloredM
 import { loadClassifierSplit } from '../src/eval/trainClassifier';
 import { autoencoderTrainConfig, trainAutoencoder, WEIGHTS_FILE as AUTOENCODER_FILE } from '../src/train/autoencoderTraining';
 import { TrainConfig } from '../src/train/trainConfig';
-import { STATE_FILE } from '../src/train/loop';
+import { STATE_FILE } from '../src/train/diffusionTraining';
 import { trainTextDiffusion, TextTrainingOptions } from '../src/recipes/textTraining';
 import { trainUnclipDecoder, trainUnclipPrior } from '../src/recipes/unclipTraining';
 import { writeCascadePipeline } from '../src/node/writePipeline';

@@ -18,7 +18,7 @@ import { initBackend, shutdownBackend, BackendChoice } from '../src/backend/back
 import { evaluatePixelPipeline, PixelEvalResult } from '../src/eval/evaluatePixel';
 import { readModelConfig } from '../src/io/checkpointFile';
 import { readSafetensorsHeader } from '../src/io/safetensorsFile';
-import { STATE_FILE } from '../src/train/loop';
+import { STATE_FILE } from '../src/train/diffusionTraining';
 import { DatasetName } from '../src/data/load';
 import { SamplerName } from '../src/sample/types';
 import { saveLinePlot } from '../src/io/plot';

@@ -63,9 +63,9 @@ export { SAMPLER_NAMES } from './sample/types';
 export type { Cond, Denoiser, SamplerName, SamplerOptions, StepInfo } from './sample/types';
 
 // training
-export { trainDiffusion, STATE_FILE, METRICS_FILE } from './train/loop';
+export { trainDiffusion, STATE_FILE, METRICS_FILE } from './train/diffusionTraining';
 export { WEIGHTS_FILE } from './io/checkpoint';
-export type { TrainDiffusionOptions, TrainResult, MetricsRow } from './train/loop';
+export type { TrainDiffusionOptions, TrainResult, MetricsRow } from './train/diffusionTraining';
 export { trainConfig, TRAIN_DEFAULTS } from './train/trainConfig';
 export { BudgetClock, readBudgetRecord } from './train/timeBudget';
 export type { BudgetRecord, BudgetClockOptions } from './train/timeBudget';
@@ -159,7 +159,7 @@ export { encodeLatentDataset, cachedLatentDataset } from './recipes/latentData';
 export { evaluateTextPipeline, attributeAgreement } from './eval/evaluateText';
 export type { TextEvalResult } from './eval/evaluateText';
 export { NULL_PROMPT } from './models/textEncoder';
-export type { ImageEmbeddingTable } from './train/loop';
+export type { ImageEmbeddingTable } from './train/diffusionTraining';
 export { loadPipeline, loadPipelineFolder, loadTextPipeline } from './node/loadPipeline';
 export { loadPipelineFromFiles, pipelineFiles } from './pipelines/loadPipeline';
 export type {

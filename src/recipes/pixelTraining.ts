@@ -7,7 +7,7 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { decideRunStart, RunStartOptions } from '../train/runFolder';
-import { DIFFUSION_RUN_FILES } from '../train/loop';
+import { DIFFUSION_RUN_FILES } from '../train/diffusionTraining';
 import { Rng } from '../backend/random';
 import { loadDataset, DatasetName } from '../data/load';
 import { ImageDataset } from '../data/dataset';
@@ -16,7 +16,7 @@ import { UNET_PRESETS, UNetPreset } from '../models/unetPresets';
 import { makeSchedule } from '../schedule/schedule';
 import { ScheduleConfig, scheduleConfig } from '../schedule/betas';
 import { PredictionType } from '../schedule/parameterization';
-import { trainDiffusion, TrainResult, STATE_FILE, MetricsRow } from '../train/loop';
+import { trainDiffusion, TrainResult, STATE_FILE, MetricsRow } from '../train/diffusionTraining';
 import { WEIGHTS_FILE } from '../io/checkpoint';
 import { trainConfig, TrainConfig } from '../train/trainConfig';
 import { loadTrainingState } from '../train/checkpoint';

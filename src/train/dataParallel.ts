@@ -45,7 +45,7 @@ import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
 import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
 import { LowResConfig } from '../sample/lowResConditioning';
-import type { ImageEmbeddingTable } from './loop';
+import type { ImageEmbeddingTable } from './diffusionTraining';
 import { UNet, UNetConfig } from '../models/unet';
 import { Schedule } from '../schedule/schedule';
 

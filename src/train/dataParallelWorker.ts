@@ -13,7 +13,7 @@ import { fixedBatch } from '../data/batches';
 import { UNet } from '../models/unet';
 import { CaptionStateCache } from '../models/textEncoder';
 import { minSnrWeights } from './losses';
-import { lossAndGrads, GradientContext } from './loop';
+import { lossAndGrads, GradientContext } from './diffusionTraining';
 import type { StepRequest, WorkerInit, WorkerReply } from './dataParallel';
 
 async function serve(init: WorkerInit, port: MessagePort): Promise<void> {

@@ -27,7 +27,7 @@ import { fixedBatch } from '../../src/data/batches';
 import { ImageDataset } from '../../src/data/dataset';
 import { readModelConfig, saveModelWeights } from '../../src/io/checkpointFile';
 import { loadClip } from '../../src/node/pipelineParts';
-import { METRICS_FILE } from '../../src/train/loop';
+import { METRICS_FILE } from '../../src/train/diffusionTraining';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';
 import { readSafetensors } from '../../src/io/safetensorsFile';

@@ -15,11 +15,11 @@ import { relativeError, useBackend, tinyTwoClassDataset } from '../helpers';
 import { Rng } from '../../src/backend/random';
 import { UNet, unetConfig } from '../../src/models/unet';
 import { makeSchedule } from '../../src/schedule/schedule';
-import { trainDiffusion, STATE_FILE } from '../../src/train/loop';
+import { trainDiffusion, STATE_FILE } from '../../src/train/diffusionTraining';
 import { trainConfig, TrainConfig } from '../../src/train/trainConfig';
 import { loadTrainingState } from '../../src/train/checkpoint';
 import { sliceSizes, startDataParallel, validateWorkers, WorkerFault } from '../../src/train/dataParallel';
-import { lossAndGrads, GradientContext } from '../../src/train/loop';
+import { lossAndGrads, GradientContext } from '../../src/train/diffusionTraining';
 import { minSnrWeights } from '../../src/train/losses';
 import { fixedBatch } from '../../src/data/batches';
 

@@ -7,7 +7,7 @@ import { Rng } from '../../src/backend/random';
 import { ImageDataset } from '../../src/data/dataset';
 import { UNet, unetConfig } from '../../src/models/unet';
 import { makeSchedule } from '../../src/schedule/schedule';
-import { trainDiffusion, STATE_FILE, METRICS_FILE } from '../../src/train/loop';
+import { trainDiffusion, STATE_FILE, METRICS_FILE } from '../../src/train/diffusionTraining';
 import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { trainConfig, TrainConfig } from '../../src/train/trainConfig';
 import { readModelConfig } from '../../src/io/checkpointFile';

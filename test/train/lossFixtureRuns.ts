@@ -30,7 +30,7 @@ import { Clip } from '../../src/models/clip';
 import { DiffusionPrior } from '../../src/models/prior';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { lowResConfig } from '../../src/sample/lowResConditioning';
-import { trainDiffusion, TrainDiffusionOptions } from '../../src/train/loop';
+import { trainDiffusion, TrainDiffusionOptions } from '../../src/train/diffusionTraining';
 import { trainConfig } from '../../src/train/trainConfig';
 import { clipTrainConfig, trainClip } from '../../src/train/clipTraining';
 import { autoencoderTrainConfig, trainAutoencoder } from '../../src/train/autoencoderTraining';

@@ -15,7 +15,7 @@ import { keyedRng, Rng } from '../../src/backend/random';
 import { UNet, unetConfig, UNetConfig } from '../../src/models/unet';
 import { makeSchedule } from '../../src/schedule/schedule';
 import { fixedBatch } from '../../src/data/batches';
-import { lossAndGrads, GradientContext, trainDiffusion } from '../../src/train/loop';
+import { lossAndGrads, GradientContext, trainDiffusion } from '../../src/train/diffusionTraining';
 import { trainConfig } from '../../src/train/trainConfig';
 import { lowResConfig } from '../../src/sample/lowResConditioning';
 import { startDataParallel } from '../../src/train/dataParallel';

@@ -17,7 +17,7 @@ import { UNet, unetConfig } from '../../src/models/unet';
 import { TextEncoder, encodeCaptionsCached, CaptionStateCache } from '../../src/models/textEncoder';
 import { ByteTokenizer } from '../../src/models/tokenizer';
 import { makeSchedule } from '../../src/schedule/schedule';
-import { trainDiffusion, lossAndGrads, GradientContext } from '../../src/train/loop';
+import { trainDiffusion, lossAndGrads, GradientContext } from '../../src/train/diffusionTraining';
 import { NULL_PROMPT } from '../../src/models/textEncoder';
 import { trainConfig } from '../../src/train/trainConfig';
 import { startDataParallel } from '../../src/train/dataParallel';
