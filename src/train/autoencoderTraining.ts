@@ -58,13 +58,14 @@ import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema
 import { learningRate } from './lr';
 import { loadTrainingState, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
 import { saveModelWeights } from '../io/checkpointFile';
+import { autoencoderLoss, autoencoderLossAndGrads, AutoencoderLoss, posteriorNoise, ReconstructionLoss } from './autoencoderLoss';
+export { autoencoderLoss, posteriorNoise };
+export type { AutoencoderLoss, ReconstructionLoss };
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { ProgressReporter, yieldToEventLoop } from './progress';
 import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
-
-export type ReconstructionLoss = 'l1' | 'mse';
 
 export interface AutoencoderTrainConfig {
   readonly steps: number;
@@ -178,37 +179,6 @@ export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEI
 
 
 // ---------------------------------------------------------------- loss and helpers
-
-export interface AutoencoderLoss {
-  readonly total: tf.Scalar;
-  /** Reconstruction term, mean per pixel value. */
-  readonly reconstruction: tf.Scalar;
-  /** KL(q || N(0, I)), mean per latent value (unweighted). */
-  readonly kl: tf.Scalar;
-}
-
-/** loss = rec(x^, x) + klWeight * kl, both means per element (see the header). */
-export function autoencoderLoss(
-  x: tf.Tensor4D,
-  out: { reconstruction: tf.Tensor4D; mean: tf.Tensor4D; logvar: tf.Tensor4D },
-  options: { loss: ReconstructionLoss; klWeight: number },
-): AutoencoderLoss {
-  const [total, reconstruction, kl] = tf.tidy(() => {
-    const d = tf.sub(out.reconstruction, x);
-    const rec = tf.mean(options.loss === 'l1' ? tf.abs(d) : tf.square(d)) as tf.Scalar;
-    const klMean = tf.div(tf.sum(klDivergence(out)), out.mean.size) as tf.Scalar;
-    return [tf.add(rec, tf.mul(klMean, options.klWeight)) as tf.Scalar, rec, klMean];
-  });
-  return { total, reconstruction, kl };
-}
-
-/** Standard normal eps for examples [first, first + B) of `step`, keyed by (seed, 'posterior', step, index). */
-export function posteriorNoise(shape: [number, number, number, number], seed: number, step: number, first: number): tf.Tensor4D {
-  const per = shape[1] * shape[2] * shape[3];
-  const data = new Float32Array(shape[0] * per);
-  for (let i = 0; i < shape[0]; i++) keyedRng(seed, 'posterior', step, first + i).fillNormal(data.subarray(i * per, (i + 1) * per));
-  return tf.tensor4d(data, shape);
-}
 
 /**
  * Deterministic reconstruction of images smaller than (or equal to) the model's
@@ -414,23 +384,9 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
   const metrics = openMetricsLog<AutoencoderMetricsRow>(metricsPath, startStep, startStep > 0, log);
   const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
 
-  /** Loss of a batch's examples [first, first + B) at `step`, and its gradients by parameter name. */
   const lossAndGrads = (batch: Batch, step: number, first: number): { losses: tf.Tensor1D; grads: Map<string, tf.Tensor> } => {
-    const noise = posteriorNoise(model.latentShape(batch.x.shape[0]), cfg.seed, step, first);
-    try {
-      let parts: tf.Tensor1D | null = null;
-      const { value, grads } = tf.variableGrads(() => {
-        const out = model.apply(batch.x, { sample: true, noise });
-        const l = autoencoderLoss(batch.x, out, cfg);
-        parts = tf.keep(tf.stack([l.total, l.reconstruction, l.kl]) as tf.Tensor1D);
-        return l.total;
-      }, params.map(([, v]) => v));
-      value.dispose(); // also in `parts`
-      const names = new Map(params.map(([n, v]) => [v.name, n]));
-      return { losses: parts as unknown as tf.Tensor1D, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
-    } finally {
-      noise.dispose();
-    }
+    const { loss, grads } = autoencoderLossAndGrads(model, params, { loss: cfg.loss, klWeight: cfg.klWeight, seed: cfg.seed }, batch, step, first);
+    return { losses: loss, grads };
   };
 
   // ---- memory: measure a step at batch 1 and 2, refuse what will not fit the wasm heap
