@@ -12,20 +12,12 @@ import { CHECKPOINT_FORMAT_VERSION, parseCheckpointMetadata, TFJS_LAYOUT } from 
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensorsFile';
 import { assertInteger, assertJsonSafe, currentCommandLine } from '../io/checkpointFile';
 import { LIBRARY_ID } from '../io/pipelineManifest';
+import type { TrainingState, TrainingFamily } from './runStore';
 
 export const TRAINING_STATE_KIND = 'training-state';
 
-export interface TrainingState {
-  /** Optimiser steps taken. */
-  step: number;
-  /** e.g. 'model.<name>', 'ema.<name>', 'optim.m.<name>', 'optim.v.<name>': the trainer decides the keys. float32/int32 tf tensors. */
-  tensors: Map<string, tf.Tensor>;
-  /** RNG states, data iterator state, optimiser scalars, config, ...: JSON-safe values only. */
-  json: Record<string, unknown>;
-}
-
-/** Which trainer wrote a state (metadata 'family'): a resume by another is refused (two families may share file names). */
-export type TrainingFamily = 'diffusion' | 'autoencoder' | 'clip' | 'prior';
+export type { TrainingState, TrainingFamily } from './runStore';
+export { stateTensorsWithPrefix } from './runStore';
 
 /** Saves everything needed to resume training exactly (float32, atomic). */
 export async function saveTrainingState(file: string, state: TrainingState, family: TrainingFamily): Promise<void> {
@@ -43,14 +35,6 @@ export async function saveTrainingState(file: string, state: TrainingState, fami
   };
   const safe = await fromTfTensors(state.tensors);
   await writeSafetensors(file, safe, metadata, { storage: 'float32' });
-}
-
-/**
- * The tensors of a training state stored under `prefix` (e.g. 'model.', 'ema.',
- * 'optim.'), with the prefix removed. The tensors are the state's own (not copies).
- */
-export function stateTensorsWithPrefix(state: TrainingState, prefix: string): Map<string, tf.Tensor> {
-  return new Map([...state.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
 }
 
 /**

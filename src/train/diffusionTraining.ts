@@ -31,11 +31,8 @@
  * noise and condition dropout). UNet dropout masks are drawn per slice, so with
  * dropout > 0 the equivalence holds in distribution only.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { keyedRng } from '../backend/random';
-import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { UNet } from '../models/unet';
@@ -45,18 +42,13 @@ import { LowResConfig, lowResOf, augmentLowRes, trainingAugLevels, augmentationN
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
-import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
-import { emaDecay, updateEma, copyWeights } from './ema';
-import { learningRate } from './lr';
 import { diffusionLoss, minSnrWeights } from './losses';
 import { conditionDropMask, dropLabels } from './cfgDropout';
-import { saveTrainingState, loadTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
-import { saveModelWeights } from '../io/checkpointFile';
 import { TrainConfig } from './trainConfig';
-import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
-import { profileKernels } from './profile';
+import { GradientSource, LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
+import type { RunFiles, RunStore } from './runStore';
+import { FolderRun } from './folderRun';
 import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
 
 // ---------------------------------------------------------------- types
@@ -72,7 +64,7 @@ export interface MetricsRow {
   readonly wallSeconds: number;
 }
 
-export interface TrainDiffusionOptions extends RunStartOptions {
+export interface TrainDiffusionOptions extends RunOptions<MetricsRow> {
   /** The network being trained. */
   readonly model: UNet;
   /** A second instance of the same architecture that holds the EMA weights. */
@@ -84,29 +76,12 @@ export interface TrainDiffusionOptions extends RunStartOptions {
   readonly config: TrainConfig;
   /** Run folder: state.safetensors, model.safetensors (EMA), metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
+  /** Where the run's files go instead of outDir's folder (e.g. a MemoryRun); default new FolderRun(outDir). */
+  readonly store?: RunStore;
   /** Extra JSON stored with the weights' config (e.g. the schedule and dataset), so a checkpoint is self-describing. */
   readonly checkpointConfig: Record<string, unknown>;
-  /** Called with the EMA model to write a sample grid (step = steps taken). */
+  /** Called with the EMA model to write a sample grid (step = steps taken; file = samples/step_NNNNNN.png in the run folder). */
   readonly onSample?: (ema: UNet, step: number, file: string) => Promise<void>;
-  /** Log lines (progress, events). */
-  readonly onLog?: (line: string) => void;
-  /** Every metrics row as it is written. */
-  readonly onMetrics?: (row: MetricsRow) => void;
-  /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
-  readonly signal?: AbortSignal;
-  /**
-   * Wall-clock end (ms since the epoch) of a budget shared with other stages (see train/timeBudget.ts):
-   * checked after every step like timeBudgetMinutes, and it ends the run the same way (checkpoint, not an
-   * interruption). A deadline is checked here rather than by a timer aborting `signal`: a timer runs only
-   * when the loop yields to the event loop (at log steps), so it would end the run up to logEvery steps late.
-   */
-  readonly deadline?: number;
-  /** The command line recorded in checkpoints. */
-  readonly command?: string;
-  /** Whether the terminal supports a rewriting progress line. */
-  readonly isTTY?: boolean;
-  /** Before training, profile one micro-batch step and log its ten most expensive kernels. */
-  readonly profile?: boolean;
   /**
    * Text-conditional models (UNet contextDim set): the frozen text encoder's
    * states of every training and validation caption and of NULL_PROMPT (the
@@ -123,14 +98,7 @@ export interface TrainDiffusionOptions extends RunStartOptions {
   readonly workerFault?: WorkerFault;
 }
 
-export interface TrainResult {
-  readonly startStep: number;
-  readonly endStep: number;
-  /** Loss of every step run in this call, read back at logEvery boundaries (index = step - startStep). */
-  readonly losses: number[];
-  readonly memory: MemoryEstimate | null;
-  readonly stoppedEarly: boolean;
-}
+export type TrainResult = Omit<LoopResult<MetricsRow>, 'lastValidation'>;
 
 export const STATE_FILE = 'state.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -324,11 +292,11 @@ export function lossAndGrads(ctx: GradientContext, batch: Batch, step: number, f
   }
 }
 
-// ---------------------------------------------------------------- the loop
+// ---------------------------------------------------------------- the family
 
-export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainResult> {
-  const { model, schedule, config: cfg, outDir } = opts;
-  const micro = cfg.batchSize / cfg.gradAccum;
+/** Throws unless the dataset, the conditioning inputs and the model fit each other (before any work). */
+function checkInputs(opts: TrainDiffusionOptions): void {
+  const { model } = opts;
   const size = model.config.sampleSize;
   const lowRes = opts.lowRes ?? null;
   const inputChannels = lowRes === null ? opts.train.channels : 2 * opts.train.channels; // SR: [x_t, low-res image]
@@ -347,309 +315,179 @@ export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<Train
   if (opts.train.height > size || opts.train.width > size) {
     throw new Error(`dataset images are ${opts.train.height}x${opts.train.width}, larger than the model's sampleSize ${size}`);
   }
-  const padTo = opts.train.height === size && opts.train.width === size ? undefined : size;
-  // Before any work: a new run never lands on top of another, a resume needs a state (train/runFolder.ts).
-  const resuming = startRun(outDir, DIFFUSION_RUN_FILES, opts, opts.onLog);
-  fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
-  removeStaleTempFiles(outDir, opts.onLog);
-  const statePath = path.join(outDir, STATE_FILE);
-  const weightsPath = path.join(outDir, WEIGHTS_FILE);
-  const metricsPath = path.join(outDir, METRICS_FILE);
+}
 
-  const textStates = opts.textStates ?? null;
+/** Throws unless the text states fit the model (checked after the run folder is claimed, as before). */
+function checkTextStates(model: UNet, textStates: CaptionStateCache | null): void {
   if (model.config.contextDim !== null && model.config.imageEmbeddingDim === null && textStates === null) {
     throw new Error(`the model has cross-attention (contextDim ${model.config.contextDim}): pass textStates (encodeCaptionsCached of the training captions and NULL_PROMPT)`);
   }
   if (textStates !== null && !textStates.index.has(NULL_PROMPT)) {
     throw new Error('textStates must include NULL_PROMPT (the empty prompt): it is the condition of dropped examples');
   }
+}
+
+/** The loop's settings of a diffusion run. */
+export function diffusionLoopConfig(cfg: TrainConfig): LoopConfig {
+  return {
+    steps: cfg.steps, batchSize: cfg.batchSize, gradAccum: cfg.gradAccum, seed: cfg.seed,
+    lr: cfg.lr, warmupSteps: cfg.warmupSteps, lrDecay: cfg.lrDecay, lrMinRatio: cfg.lrMinRatio, ema: cfg.ema,
+    logEvery: cfg.logEvery, checkpointEvery: cfg.checkpointEvery, valEvery: cfg.valEvery, valAtEnd: cfg.valEvery > 0,
+    sampleEvery: cfg.sampleEvery, snapshotEvery: cfg.snapshotEvery, timeBudgetMinutes: cfg.timeBudgetMinutes, workers: cfg.workers,
+  };
+}
+
+/** The held-out loss of `net` on the first valCount validation images: stratified timesteps, keyed noise (seed, step -1). */
+function validationLoss(net: UNet, opts: TrainDiffusionOptions, ctx: GradientContext, valCount: number, micro: number, padTo: number | undefined): number {
+  const { schedule, validation } = opts;
+  if (validation === null || valCount === 0) return NaN;
+  const T = schedule.timesteps;
+  const seed = opts.config.seed;
+  const embeddings = opts.validationImageEmbeddings ?? null;
+  let total = 0;
+  for (let start = 0; start < valCount; start += micro) {
+    const n = Math.min(micro, valCount - start);
+    const idx = Array.from({ length: n }, (_, i) => start + i);
+    const batch = fixedBatch(validation, idx, { padTo });
+    total += tf.tidy(() => {
+      const t = tf.tensor1d(Int32Array.from(idx, (i) => Math.floor(((i + 0.5) * T) / valCount)), 'int32');
+      const noise = trainingNoise(batch.x.shape, seed, -1, start);
+      const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
+      const { context, contextMask } = textConditionFor(net, batch, null, ctx.textStates);
+      const imageEmbedding = net.config.imageEmbeddingDim === null ? null : imageEmbeddingFor(net, batch, null, embeddings);
+      const low = lowResInputsFor(ctx.lowRes, batch.x, schedule, seed, -1, start);
+      const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
+      const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
+      const out = net.apply({ x: unetInput(xt, low), t, classLabels: labels, context, contextMask, imageEmbedding, augLevels: augLevelsFor(net, low) });
+      return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
+    });
+    disposeBatch(batch);
+  }
+  return total / valCount;
+}
+
+function disposeBatch(batch: Batch): void {
+  tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+}
+
+/** The UNet as a model family of the one loop (./loop.ts). */
+function diffusionFamily(opts: TrainDiffusionOptions, ctx: GradientContext, optimizer: AdamW, store: RunStore, padTo: number | undefined): ModelFamily<MetricsRow> {
+  const { model, ema, config: cfg } = opts;
+  const micro = cfg.batchSize / cfg.gradAccum;
+  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
+  let iterator: BatchIterator | null = null;
+  const data = (): BatchIterator => (iterator ??= new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState }));
+  const weightsConfig = (): Record<string, unknown> => ({ ...opts.checkpointConfig, unet: model.config });
+  const validation = opts.validation;
+  const needsValidationEmbeddings = model.config.imageEmbeddingDim !== null && opts.validationImageEmbeddings === undefined;
+  const valCount = validation === null || cfg.valEvery === 0 || needsValidationEmbeddings ? 0 : Math.min(cfg.valSize, validation.count);
+  if (needsValidationEmbeddings && validation !== null && cfg.valEvery > 0) opts.onLog?.('validation loss disabled: the model needs validationImageEmbeddings for the validation images');
+  return {
+    family: 'diffusion',
+    files: DIFFUSION_RUN_FILES,
+    model,
+    ema,
+    optimizer,
+    params: ctx.params,
+    config: cfg,
+    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
+    restore: (json) => {
+      iteratorState = json.iterator as BatchIteratorState;
+    },
+    stateJson: () => ({ iterator: data().state() }),
+    weights: () => ({ kind: 'unet', config: weightsConfig() }),
+    local: {
+      next: (step, m) => {
+        const batch = data().next();
+        try {
+          return lossAndGrads(ctx, batch, step, m * micro);
+        } finally {
+          disposeBatch(batch);
+        }
+      },
+    },
+    startWorkers: async (workers) => {
+      const pool = await startDataParallel({
+        workers, model, schedule: opts.schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
+        minSnrGamma: cfg.minSnrGamma, textStates: ctx.textStates ?? undefined, lowRes: ctx.lowRes ?? undefined,
+        imageEmbeddings: ctx.imageEmbeddings ?? undefined, fault: opts.workerFault,
+      });
+      return dataParallelSource(pool, data, micro);
+    },
+    microBatch: micro,
+    probe: (b) => {
+      const batch = fixedBatch(opts.train, Array.from({ length: b }, (_, i) => i), { padTo });
+      try {
+        const { loss, grads } = lossAndGrads(ctx, batch, 0, 0);
+        tf.dispose([loss, ...grads.values()]);
+      } finally {
+        disposeBatch(batch);
+      }
+    },
+    validate: async () => (valCount === 0 ? null : {
+      valLoss: validationLoss(model, opts, ctx, valCount, micro, padTo),
+      valLossEma: validationLoss(ema, opts, ctx, valCount, micro, padTo),
+    }),
+    sample: opts.onSample === undefined ? undefined : async (step) => {
+      const file = store.path(sampleFileName(step));
+      if (file !== null) await (opts.onSample as NonNullable<TrainDiffusionOptions['onSample']>)(ema, step, file);
+    },
+    plot: (all) => {
+      const series = [{ name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }];
+      const val = all.filter((r) => r.valLoss !== undefined);
+      if (val.length > 0) series.push({ name: 'val loss', xs: val.map((r) => r.step), ys: val.map((r) => r.valLoss as number) });
+      const valEma = all.filter((r) => r.valLossEma !== undefined);
+      if (valEma.length > 0) series.push({ name: 'val loss (EMA)', xs: valEma.map((r) => r.step), ys: valEma.map((r) => r.valLossEma as number) });
+      return { series, title: 'loss' };
+    },
+  };
+}
+
+/**
+ * Gradients from data-parallel workers: the family's iterator still draws each micro-batch
+ * (only its indices travel: each worker builds its slice from shared memory).
+ */
+export function dataParallelSource(pool: DataParallel, data: () => BatchIterator, micro: number): GradientSource {
+  return {
+    beginStep: () => pool.broadcastWeights(), // the workers' replicas take this step's weights
+    next: async (step, m) => {
+      const batch = data().next();
+      try {
+        return await pool.lossAndGrads(batch.indices, step, m * micro);
+      } finally {
+        disposeBatch(batch);
+      }
+    },
+    close: () => pool.close(),
+    description: `micro-batch ${micro} split ${pool.sliceSizes(micro).join(' + ')}`,
+  };
+}
+
+// ---------------------------------------------------------------- the trainer
+
+export async function trainDiffusion(opts: TrainDiffusionOptions): Promise<TrainResult> {
+  const { model, schedule, config: cfg } = opts;
+  checkInputs(opts);
+  const size = model.config.sampleSize;
+  const padTo = opts.train.height === size && opts.train.width === size ? undefined : size;
+  // Before any work: a new run never lands on top of another, a resume needs a state (train/runStore.ts).
+  const store = opts.store ?? new FolderRun(opts.outDir);
+  store.decide(DIFFUSION_RUN_FILES, opts);
+  const textStates = opts.textStates ?? null;
+  checkTextStates(model, textStates);
 
   const params = model.namedTrainableParameters();
   const optimizer = new AdamW(cfg.adamw);
   const snrWeights = cfg.minSnrGamma === null ? null : tf.tensor1d(Float32Array.from(minSnrWeights(schedule.snr, model.config.predictionType, cfg.minSnrGamma)));
+  const ctx: GradientContext = {
+    model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates,
+    lowRes: opts.lowRes ?? null, imageEmbeddings: opts.imageEmbeddings ?? null,
+  };
   try {
-    return await runTraining(opts, { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro, resuming });
+    const result = await runTrainingLoop(diffusionFamily(opts, ctx, optimizer, store, padTo), diffusionLoopConfig(cfg), store, opts);
+    return { startStep: result.startStep, endStep: result.endStep, losses: result.losses, memory: result.memory, stoppedEarly: result.stoppedEarly };
   } finally {
     snrWeights?.dispose();
     optimizer.dispose();
   }
-}
-
-interface RunParts {
-  readonly params: ReadonlyArray<[string, tf.Variable]>;
-  readonly optimizer: AdamW;
-  readonly snrWeights: tf.Tensor1D | null;
-  readonly textStates: CaptionStateCache | null;
-  readonly lowRes: LowResConfig | null;
-  readonly imageEmbeddings: ImageEmbeddingTable | null;
-  readonly padTo: number | undefined;
-  readonly statePath: string;
-  readonly weightsPath: string;
-  readonly metricsPath: string;
-  readonly micro: number;
-  /** Continue from the state at statePath (startRun decided). */
-  readonly resuming: boolean;
-}
-
-/** The body of trainDiffusion once its owned tensors exist (the caller disposes snrWeights and the optimiser). */
-async function runTraining(opts: TrainDiffusionOptions, parts: RunParts): Promise<TrainResult> {
-  const { model, ema, schedule, config: cfg, outDir } = opts;
-  const log = opts.onLog ?? (() => undefined);
-  const T = schedule.timesteps;
-  const { params, optimizer, snrWeights, textStates, lowRes, imageEmbeddings, padTo, statePath, weightsPath, metricsPath, micro, resuming } = parts;
-
-  // ---- init or resume
-  let startStep = 0;
-  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  if (resuming) {
-    const state = await loadTrainingState(statePath, 'diffusion');
-    try {
-      const savedCfg = state.json.config as TrainConfig | undefined;
-      if (savedCfg !== undefined && (savedCfg.batchSize !== cfg.batchSize || savedCfg.seed !== cfg.seed)) {
-        throw new Error(`${statePath}: saved with batch ${savedCfg.batchSize} / seed ${savedCfg.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
-      }
-      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
-      model.loadStateDict(pick('model.'), { source: statePath });
-      ema.loadStateDict(pick('ema.'), { source: statePath });
-      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
-      startStep = state.step;
-      iteratorState = state.json.iterator as BatchIteratorState;
-      log(`resumed from ${statePath} at step ${startStep}`);
-    } finally {
-      tf.dispose([...state.tensors.values()]);
-    }
-  } else {
-    copyWeights(ema, model);
-  }
-  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
-  const metrics = openMetricsLog<MetricsRow>(metricsPath, startStep, startStep > 0, log);
-
-  const iterator = new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState });
-
-  const gradientContext: GradientContext = { model, schedule, params, seed: cfg.seed, condDropProb: cfg.condDropProb, snrWeights, textStates, lowRes, imageEmbeddings };
-
-  // ---- memory: measure a step at micro-batch 1 and 2, refuse what will not fit the wasm heap
-  let memory: MemoryEstimate | null = null;
-  if (tf.getBackend() === 'wasm') {
-    memory = await measureStepMemory((b) => {
-      const probe = fixedBatch(opts.train, Array.from({ length: b }, (_, i) => i), { padTo });
-      try {
-        const { loss, grads } = lossAndGrads(gradientContext, probe, 0, 0);
-        tf.dispose([loss, ...grads.values()]);
-      } finally {
-        tf.dispose([probe.x, ...(probe.labels ? [probe.labels] : [])]);
-      }
-    });
-    assertBatchFits(memory, Math.ceil(micro / cfg.workers)); // each data-parallel worker has a heap of its own
-  }
-
-  // ---- --profile: where one micro-batch step spends its time (on a throwaway batch; nothing is updated)
-  if (opts.profile === true) {
-    const probe = fixedBatch(opts.train, Array.from({ length: micro }, (_, i) => i), { padTo });
-    try {
-      const prof = await profileKernels(() => {
-        const { loss, grads } = lossAndGrads(gradientContext, probe, 0, 0);
-        tf.dispose([loss, ...grads.values()]);
-      }, 10);
-      log(`profile of one step (micro-batch ${micro}): ${prof.wallMs.toFixed(0)} ms wall, ${prof.totalMs.toFixed(0)} ms in kernels; top kernels:`);
-      for (const r of prof.rows) log(`  ${r.kernel.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
-      log(`  ${'(other kernels)'.padEnd(28)} ${prof.otherMs.toFixed(1).padStart(9)} ms`);
-    } finally {
-      tf.dispose([probe.x, ...(probe.labels ? [probe.labels] : [])]);
-    }
-  }
-
-  // ---- validation set: fixed examples, stratified timesteps, keyed noise
-  const validationImageEmbeddings = opts.validationImageEmbeddings ?? null;
-  const needsValidationEmbeddings = model.config.imageEmbeddingDim !== null && validationImageEmbeddings === null;
-  if (needsValidationEmbeddings && opts.validation !== null && cfg.valEvery > 0) log('validation loss disabled: the model needs validationImageEmbeddings for the validation images');
-  const valCount = opts.validation === null || cfg.valEvery === 0 || needsValidationEmbeddings ? 0 : Math.min(cfg.valSize, opts.validation.count);
-  const validationLoss = (net: UNet): number => {
-    if (opts.validation === null || valCount === 0) return NaN;
-    let total = 0;
-    for (let start = 0; start < valCount; start += micro) {
-      const n = Math.min(micro, valCount - start);
-      const idx = Array.from({ length: n }, (_, i) => start + i);
-      const batch = fixedBatch(opts.validation, idx, { padTo });
-      total += tf.tidy(() => {
-        const t = tf.tensor1d(Int32Array.from(idx, (i) => Math.floor(((i + 0.5) * T) / valCount)), 'int32');
-        const noise = trainingNoise(batch.x.shape, cfg.seed, -1, start);
-        const labels = net.config.numClasses === null ? null : (batch.labels as tf.Tensor1D);
-        const { context, contextMask } = textConditionFor(net, batch, null, textStates);
-        const imageEmbedding = net.config.imageEmbeddingDim === null ? null : imageEmbeddingFor(net, batch, null, validationImageEmbeddings);
-        const low = lowResInputsFor(lowRes, batch.x, schedule, cfg.seed, -1, start);
-        const xt = qSample(batch.x, t, noise, schedule) as tf.Tensor4D;
-        const target = trainingTarget(net.config.predictionType, batch.x, noise, t, schedule);
-        const out = net.apply({ x: unetInput(xt, low), t, classLabels: labels, context, contextMask, imageEmbedding, augLevels: augLevelsFor(net, low) });
-        return diffusionLoss(out, target, t, null).dataSync()[0] * n; // read: once per validation batch
-      });
-      tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-    }
-    return total / valCount;
-  };
-
-  // ---- checkpoint: EMA weights for sampling/shipping, full state for resume (both atomic)
-  const checkpoint = async (step: number): Promise<void> => {
-    const weightsConfig = { ...opts.checkpointConfig, unet: model.config };
-    await saveModelWeights(weightsPath, ema, { kind: 'unet', config: weightsConfig, step, seed: cfg.seed, command: opts.command });
-    const tensors = new Map<string, tf.Tensor>();
-    for (const [n, v] of model.namedParameters()) tensors.set(`model.${n}`, v);
-    for (const [n, v] of ema.namedParameters()) tensors.set(`ema.${n}`, v);
-    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
-    const state: TrainingState = {
-      step,
-      tensors,
-      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
-    };
-    await saveTrainingState(statePath, state, 'diffusion');
-  };
-
-  // ---- the loop
-  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
-  // A time budget or a deadline may end the run before cfg.steps: the ETA is the sooner end.
-  const secondsLeft = (): number | null => {
-    const ends = [
-      ...(cfg.timeBudgetMinutes !== null ? [runStart + cfg.timeBudgetMinutes * 60_000] : []),
-      ...(opts.deadline !== undefined ? [opts.deadline] : []),
-    ];
-    return ends.length === 0 ? null : (Math.min(...ends) - Date.now()) / 1000;
-  };
-  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false, secondsLeft });
-  const losses: number[] = [];
-  let pendingLosses: tf.Scalar[] = [];
-  let lastNorm: tf.Scalar | null = null;
-  let lastCheckpoint = startStep;
-  let windowStart = Date.now();
-  let windowImages = 0;
-  let step = startStep;
-  let stoppedEarly = false;
-  let workers: DataParallel | null = null;
-  try {
-    if (cfg.workers > 1) {
-      workers = await startDataParallel({
-        workers: cfg.workers, model, schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
-        minSnrGamma: cfg.minSnrGamma, textStates: textStates ?? undefined, lowRes: lowRes ?? undefined,
-        imageEmbeddings: imageEmbeddings ?? undefined, fault: opts.workerFault,
-      });
-      log(`data parallel: ${cfg.workers} workers (single-thread wasm each), micro-batch ${micro} split ${workers.sliceSizes(micro).join(' + ')}`);
-    }
-    while (step < cfg.steps) {
-      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
-      workers?.broadcastWeights(); // the workers' replicas take this step's weights
-      let stepLoss: tf.Scalar | null = null;
-      let gradSum: Map<string, tf.Tensor> | null = null;
-      for (let m = 0; m < cfg.gradAccum; m++) {
-        const batch = iterator.next(); // (with workers only batch.indices is used: each worker builds its slice)
-        try {
-          const { loss, grads: named } = workers === null
-            ? lossAndGrads(gradientContext, batch, step, m * micro)
-            : await workers.lossAndGrads(batch.indices, step, m * micro).catch((e: Error) => {
-              const kept = lastCheckpoint > 0 ? `The last checkpoint (step ${lastCheckpoint}) is kept in ${outDir}.` : 'No checkpoint had been written yet.';
-              throw new Error(`${e.message}. ${kept}`);
-            });
-          if (gradSum === null) {
-            gradSum = named;
-            stepLoss = loss;
-          } else {
-            const prevSum: Map<string, tf.Tensor> = gradSum;
-            const prevLoss = stepLoss as tf.Scalar;
-            gradSum = new Map([...prevSum].map(([n, g]) => [n, tf.add(g, named.get(n) as tf.Tensor)]));
-            stepLoss = tf.add(prevLoss, loss) as tf.Scalar;
-            tf.dispose([...prevSum.values(), ...named.values(), prevLoss, loss]);
-          }
-        } finally {
-          tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-        }
-      }
-      const sum = gradSum as Map<string, tf.Tensor>;
-      const grads = cfg.gradAccum === 1 ? sum : new Map([...sum].map(([n, g]) => [n, tf.div(g, cfg.gradAccum)]));
-      const meanLoss = cfg.gradAccum === 1 ? (stepLoss as tf.Scalar) : (tf.div(stepLoss as tf.Scalar, cfg.gradAccum) as tf.Scalar);
-      lastNorm?.dispose();
-      lastNorm = optimizer.applyGradients(params, grads, lr);
-      tf.dispose([...sum.values(), ...(grads !== sum ? grads.values() : []), ...(meanLoss !== stepLoss ? [stepLoss as tf.Scalar] : [])]);
-      updateEma(ema, model, emaDecay(step + 1, cfg.ema));
-      pendingLosses.push(meanLoss);
-      step += 1;
-      windowImages += cfg.batchSize;
-
-      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
-      const deadlineReached = opts.deadline !== undefined && Date.now() >= opts.deadline;
-      const budgetReached = (cfg.timeBudgetMinutes !== null && Date.now() - runStart >= cfg.timeBudgetMinutes * 60_000) || deadlineReached;
-      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false) || budgetReached;
-      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
-      if (step % cfg.logEvery === 0 || doCheckpoint) {
-        // Sync point: read the losses of the steps since the last read.
-        const values = await Promise.all(pendingLosses.map(async (l) => (await l.data())[0]));
-        tf.dispose(pendingLosses);
-        pendingLosses = [];
-        const bad = values.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) {
-          throw new Error(
-            `loss became ${values[bad]} at step ${step - values.length + bad + 1}: training stopped. ` +
-              `The last good checkpoint (step ${lastCheckpoint}) is kept in ${outDir}. Lower --lr or enable gradient clipping.`,
-          );
-        }
-        losses.push(...values);
-        const gradNorm = (await (lastNorm as tf.Scalar).data())[0];
-        const secs = (Date.now() - windowStart) / 1000;
-        const row: MetricsRow = {
-          step,
-          loss: values[values.length - 1],
-          lr,
-          gradNorm,
-          imagesPerSec: windowImages / Math.max(secs, 1e-9),
-          wallSeconds: (Date.now() - runStart) / 1000,
-          ...(cfg.valEvery > 0 && (step % cfg.valEvery === 0 || atEnd) && valCount > 0
-            ? { valLoss: validationLoss(model), valLossEma: validationLoss(ema) }
-            : {}),
-        };
-        metrics.append(row);
-        opts.onMetrics?.(row);
-        progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) } });
-        windowStart = Date.now();
-        windowImages = 0;
-      }
-      // A stop requested during this step (e.g. by a metrics callback) still gets its checkpoint.
-      if (doCheckpoint || (opts.signal?.aborted ?? false)) {
-        await checkpoint(step);
-        lastCheckpoint = step;
-      }
-      // After the checkpoint: a kill while the grid samples loses no steps.
-      if (opts.onSample && ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd)) {
-        await opts.onSample(ema, step, path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`));
-      }
-      if (cfg.snapshotEvery > 0 && step % cfg.snapshotEvery === 0) {
-        const file = path.join(outDir, 'snapshots', `step_${String(step).padStart(6, '0')}.safetensors`);
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-        await saveModelWeights(file, ema, { kind: 'unet', config: { ...opts.checkpointConfig, unet: model.config }, step, seed: cfg.seed, command: opts.command, storage: 'float16' });
-      }
-      if (budgetReached && step < cfg.steps && !(opts.signal?.aborted ?? false)) {
-        log(deadlineReached ? `deadline of the shared time budget reached at step ${step} (checkpoint written)`
-          : `time budget of ${cfg.timeBudgetMinutes} min reached at step ${step} (checkpoint written)`);
-        break;
-      }
-      if (opts.signal?.aborted && step < cfg.steps) {
-        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
-        stoppedEarly = true;
-        break;
-      }
-    }
-  } finally {
-    await workers?.close();
-    tf.dispose(pendingLosses);
-    lastNorm?.dispose();
-  }
-  progress.done();
-
-  // ---- loss curve of the whole run (including earlier sessions)
-  const all = metrics.read(step);
-  if (all.length > 1) {
-    const series = [{ name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }];
-    const val = all.filter((r) => r.valLoss !== undefined);
-    if (val.length > 0) series.push({ name: 'val loss', xs: val.map((r) => r.step), ys: val.map((r) => r.valLoss as number) });
-    const valEma = all.filter((r) => r.valLossEma !== undefined);
-    if (valEma.length > 0) series.push({ name: 'val loss (EMA)', xs: valEma.map((r) => r.step), ys: valEma.map((r) => r.valLossEma as number) });
-    saveLinePlot(path.join(outDir, 'loss.png'), series, { width: 640, height: 400, logY: true, title: 'loss' });
-  }
-  return { startStep, endStep: step, losses, memory, stoppedEarly };
 }

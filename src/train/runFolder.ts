@@ -15,17 +15,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeFileAtomicSync } from '../io/atomicWrite';
-
-/** The metrics log of a run: rows with their optimiser step. */
-export interface MetricsLog<Row extends { readonly step: number }> {
-  readonly file: string;
-  /** The rows kept when the log was opened (a resumed run's earlier rows; empty for a fresh run). */
-  readonly resumedRows: readonly Row[];
-  /** The rows logged so far (this run and the sessions it resumed), up to `upToStep`. */
-  read(upToStep?: number): Row[];
-  /** Appends one row (one line). */
-  append(row: Row): void;
-}
+import type { MetricsLog, RunFiles, RunStartOptions } from './runStore';
+export type { MetricsLog, ResumeMode, RunFiles, RunStartOptions } from './runStore';
 
 /** The rows of a metrics file, up to `upToStep`; a torn last line is dropped and reported through `onWarn`. */
 export function readMetricsFile<Row extends { readonly step: number }>(
@@ -89,33 +80,6 @@ export function removeStaleTempFiles(dir: string, onLog: (line: string) => void 
 }
 
 // ---------------------------------------------------------------- starting a run
-
-/**
- * How a trainer treats a run folder: true continues the run in it (its training state must
- * be there); 'if-present' continues it when it has a state and starts one in an empty folder
- * (scripts that resume when rerun); false starts a new run.
- */
-export type ResumeMode = boolean | 'if-present';
-
-/** A run's files in its folder, as the family names them. */
-export interface RunFiles {
-  /** The training state a resume reads, e.g. 'state.safetensors'. */
-  readonly state: string;
-  /** The weights a checkpoint writes, e.g. 'model.safetensors': with the state, what makes a run worth keeping. */
-  readonly weights: string;
-  /** Logs a run writes and a new run replaces: its metrics, its loss plot. */
-  readonly logs: readonly string[];
-  /** Folders a run fills (sample grids, snapshots), emptied when the run starts over. */
-  readonly dirs?: readonly string[];
-}
-
-/** What every trainer and recipe takes about its run folder. */
-export interface RunStartOptions {
-  /** Continue the run in the folder: true (its state must exist), 'if-present', or false (a new run). */
-  readonly resume: ResumeMode;
-  /** Start over in a folder that holds another run: its state, weights, logs and sample folders are deleted first. Default false. */
-  readonly overwrite?: boolean;
-}
 
 const exists = (dir: string, f: string): boolean => fs.existsSync(path.join(dir, f));
 
