@@ -47,3 +47,25 @@ export function parseIntList(option: string, value: string): number[] {
   if (parts.length === 0 || nums.some((n) => !Number.isInteger(n))) throw new Error(`--${option} must be a comma-separated list of integers, got '${value}'`);
   return nums;
 }
+
+/**
+ * An AbortSignal that Ctrl-C (SIGINT) and SIGTERM abort: a training run finishes its
+ * step, writes a checkpoint and stops (train/loop.ts). The handlers remove themselves
+ * on the first signal, so a second Ctrl-C ends the process at once. Call release()
+ * when the work is done.
+ */
+export function stopOnSignals(): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const release = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  const onSignal = (name: NodeJS.Signals): void => {
+    process.stderr.write(`\n${name === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n`);
+    controller.abort();
+    release();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { signal: controller.signal, release };
+}

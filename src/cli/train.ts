@@ -12,7 +12,7 @@ import { CAPTIONED_DATASETS, isCaptionedDatasetName } from '../data/captioned';
 import { digitPrompts } from '../eval/clipScore';
 import { TRAIN_DEFAULTS } from '../train/trainConfig';
 import { validateWorkers } from '../train/dataParallel';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
+import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
 
 interface TrainArgs extends BackendArgs {
   dataset: string;
@@ -118,13 +118,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const workers = args.workers ?? defaultWorkers(args.threads, args.batch / args['grad-accum']);
     validateWorkers(workers, args.threads); // before loading anything
     await runWithBackend(args, async () => {
-      const controller = new AbortController();
-      const onSigint = (): void => {
-        process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n');
-        controller.abort();
-        process.off('SIGINT', onSigint);
-      };
-      process.on('SIGINT', onSigint);
+      const stop = stopOnSignals();
+      const controller = { signal: stop.signal };
       const unet = {
         ...(args['base-channels'] !== undefined ? { baseChannels: args['base-channels'] } : {}),
         ...(args['channel-mults'] !== undefined ? { channelMults: parseIntList('channel-mults', args['channel-mults']) } : {}),
@@ -181,7 +176,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           isTTY: process.stderr.isTTY === true,
           profile: args.profile,
         });
-        process.off('SIGINT', onSigint);
+        stop.release();
         process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out} (sample --pipeline ${args.out} --prompt "...")\n`);
         return;
       }
@@ -209,7 +204,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         isTTY: process.stderr.isTTY === true,
         profile: args.profile,
       });
-      process.off('SIGINT', onSigint);
+      stop.release();
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out}\n`);
     });
   },

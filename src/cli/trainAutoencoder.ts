@@ -19,7 +19,8 @@ import { loadFeatureExtractor } from '../eval/features';
 import { AUTOENCODER_DEFAULTS, AutoencoderConfig } from '../models/autoencoder';
 import { AUTOENCODER_TRAIN_DEFAULTS, autoencoderTrainConfig, evaluateAutoencoder, ReconstructionLoss, trainAutoencoder, WEIGHTS_FILE } from '../train/autoencoderTraining';
 import { loadAutoencoder } from '../node/pipelineParts';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
+import { validateWorkers } from '../train/dataParallel';
+import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
 
 interface TrainAutoencoderArgs extends BackendArgs {
   dataset: string;
@@ -47,6 +48,7 @@ interface TrainAutoencoderArgs extends BackendArgs {
   'eval-images': number;
   features?: string;
   seed: number;
+  workers: number;
 }
 
 const D = AUTOENCODER_TRAIN_DEFAULTS;
@@ -85,19 +87,16 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
       .option('checkpoint-every', { type: 'number', default: D.checkpointEvery })
       .option('eval-images', { type: 'number', default: 2000, describe: 'test images for the final report (0 = skip)' })
       .option('features', { type: 'string', describe: 'feature extractor for reconstruction FID in the final report, e.g. mnist' })
-      .option('seed', { type: 'number', default: D.seed }) as never,
-  handler: async (args) =>
-    runWithBackend(args, async () => {
+      .option('seed', { type: 'number', default: D.seed })
+      .option('workers', { type: 'number', default: D.workers, describe: 'data-parallel worker threads, each a single-thread wasm backend computing a slice of every batch (same training; workers x threads <= cores)' }) as never,
+  handler: async (args) => {
+    validateWorkers(args.workers, args.threads); // before loading anything
+    await runWithBackend(args, async () => {
       const onLog = (l: string): void => {
         process.stderr.write(l + '\n');
       };
-      const controller = new AbortController();
-      const onSigint = (): void => {
-        process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to abort)\n');
-        controller.abort();
-        process.off('SIGINT', onSigint);
-      };
-      process.on('SIGINT', onSigint);
+      const stop = stopOnSignals();
+      const controller = { signal: stop.signal };
       // The classifier trainer's splits: the same images (and Colored MNIST colours) as the classifier behind --features.
       const name = args.dataset as ClassifierDatasetName;
       const train = loadClassifierSplit(name, 'train', { dataDir: args['data-dir'], limit: args.limit });
@@ -131,6 +130,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
           sampleEvery: args['sample-every'],
           checkpointEvery: args['checkpoint-every'],
           seed: args.seed,
+          workers: args.workers,
         }),
         outDir: args.out,
         resume: args.resume,
@@ -140,7 +140,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
       });
-      process.off('SIGINT', onSigint);
+      stop.release();
       const file = path.join(args.out, WEIGHTS_FILE);
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; weights: ${file}` +
         `${result.config.scaleFactor === null ? '' : `; latent scale factor ${result.config.scaleFactor.toPrecision(5)}`}\n`);
@@ -158,5 +158,6 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
         model.dispose();
         extractor?.dispose();
       }
-    }),
+    });
+  },
 };

@@ -3,7 +3,8 @@ import type { CommandModule } from 'yargs';
 import { CLIP_DATASETS, CLIP_TRAIN_DEFAULTS, DEFAULT_BPE_MERGES, ClipDatasetName, trainClipOnDataset } from '../train/clipTraining';
 import { IMAGE_ENCODER_DEFAULTS } from '../models/clip';
 import { TEXT_ENCODER_DEFAULTS } from '../models/textEncoder';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions } from './common';
+import { validateWorkers } from '../train/dataParallel';
+import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
 
 interface TrainClipArgs extends BackendArgs {
   dataset: string;
@@ -31,6 +32,7 @@ interface TrainClipArgs extends BackendArgs {
   'eval-every': number;
   'checkpoint-every': number;
   seed: number;
+  workers: number;
 }
 
 export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
@@ -62,16 +64,13 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
       .option('log-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.logEvery })
       .option('eval-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.evalEvery, describe: 'evaluation every N steps (0 = at the end only)' })
       .option('checkpoint-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.checkpointEvery })
-      .option('seed', { type: 'number', default: 0, describe: 'seed of captions, colours, weights and batch order' }) as never,
-  handler: async (args) =>
-    runWithBackend(args, async () => {
-      const controller = new AbortController();
-      const onSigint = (): void => {
-        process.stderr.write('\ninterrupt: finishing this step and writing a checkpoint\n');
-        controller.abort();
-        process.off('SIGINT', onSigint);
-      };
-      process.on('SIGINT', onSigint);
+      .option('seed', { type: 'number', default: 0, describe: 'seed of captions, colours, weights and batch order' })
+      .option('workers', { type: 'number', default: 1, describe: 'data-parallel worker threads, each a single-thread wasm backend embedding a slice of every batch (the loss still takes its negatives from the whole batch; workers x threads <= cores)' }) as never,
+  handler: async (args) => {
+    validateWorkers(args.workers, args.threads); // before loading anything
+    await runWithBackend(args, async () => {
+      const stop = stopOnSignals();
+      const controller = { signal: stop.signal };
       const result = await trainClipOnDataset({
         dataset: args.dataset as ClipDatasetName,
         dataDir: args['data-dir'],
@@ -105,6 +104,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
           evalEvery: args['eval-every'],
           checkpointEvery: args['checkpoint-every'],
           seed: args.seed,
+          workers: args.workers,
         },
         outDir: args.out,
         resume: args.resume,
@@ -114,9 +114,10 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
       });
-      process.off('SIGINT', onSigint);
+      stop.release();
       result.clip.dispose();
       const evalText = result.lastEval === null ? '' : `; final eval: ${Object.entries(result.lastEval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`;
       process.stdout.write(`trained CLIP steps ${result.startStep}..${result.endStep}${evalText}; weights: ${args.out}/clip.safetensors\n`);
-    }),
+    });
+  },
 };

@@ -1,10 +1,11 @@
 /**
- * Training the evaluation classifier (classifier.ts): a flat loop, no
- * augmentation.
+ * Training the evaluation classifier (classifier.ts) through the one training
+ * loop (train/loop.ts), its run kept in memory (no files), no augmentation.
  *
  *   for each step: batch (shuffled per epoch, padded like the diffusion data)
  *                  -> logits -> mean cross-entropy -> grads -> AdamW (clip 1.0)
  *   lr: linear warm-up, then cosine decay to 0 over all steps
+ *   loss read every 20 steps and at the last
  *   after the last epoch: accuracy on the test split
  *
  * Cross-entropy: L = -mean_b (z_b[y_b] - logsumexp(z_b)).
@@ -21,8 +22,8 @@ import { DatasetSplit, ImageDataset } from '../data/dataset';
 import { DATASET_NAMES, loadDataset } from '../data/load';
 import { loadColoredMnist } from '../data/coloredMnist';
 import { AdamW } from '../train/adamw';
-import { learningRate } from '../train/lr';
-import { ProgressReporter } from '../train/progress';
+import { LoopConfig, LoopRow, ModelFamily, runTrainingLoop } from '../train/loop';
+import { MemoryRun } from '../train/runStore';
 import { Classifier, ClassifierConfig } from './classifier';
 
 export interface TrainClassifierOptions {
@@ -62,7 +63,7 @@ export interface TrainClassifierResult {
   /** Test accuracy in [0, 1], or null without a test set. */
   readonly testAccuracy: number | null;
   readonly steps: number;
-  /** Mean of the last 3 logged training losses (logged every 20 steps). */
+  /** Mean of the last 3 logged training losses (logged every 20 steps and at the last). */
   readonly finalLoss: number;
   readonly seconds: number;
 }
@@ -97,6 +98,9 @@ export function loadClassifierSplit(name: ClassifierDatasetName, split: DatasetS
 }
 
 // training
+
+/** The training loss is read (a sync point) every this many steps, and at the last. */
+const CLASSIFIER_LOG_EVERY = 20;
 
 /** Mean cross-entropy of logits [B, K] against int32 labels [B]. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
@@ -154,7 +158,6 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
   const { train, test } = options;
   const epochs = options.epochs ?? 3;
   const batchSize = options.batchSize ?? 128;
-  const peak = options.lr ?? 2e-3;
   const seed = options.seed ?? 0;
   const onLog = options.onLog ?? ((): void => undefined);
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`train classifier: epochs must be a positive integer, received ${epochs}`);
@@ -171,44 +174,58 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     padTo: model.config.padFrom !== null ? model.config.imageSize : undefined,
   });
   const totalSteps = epochs * iterator.batchesPerEpoch;
-  const schedule = { peak, warmupSteps: Math.min(options.warmupSteps ?? 100, totalSteps), decay: 'cosine' as const, totalSteps, minRatio: 0 };
   onLog(`classifier: ${model.numParameters()} parameters, features ${model.featureDim}-d, input ${model.config.imageSize}x${model.config.imageSize}x${model.config.channels}` +
     `${model.config.padFrom !== null ? ` (${model.config.padFrom}x${model.config.padFrom} data centre-padded with -1)` : ''}; ` +
     `${epochs} epochs x ${iterator.batchesPerEpoch} steps of ${batchSize}`);
-  const progress = new ProgressReporter({
-    total: totalSteps,
-    onLine: options.onProgress ?? ((s) => onLog(s.trimEnd())),
-    isTTY: options.onProgress !== undefined && (options.isTTY ?? false),
-  });
-  const t0 = performance.now();
-  const recent: number[] = [];
-  try {
-    for (let step = 0; step < totalSteps; step++) {
-      const batch = iterator.next();
-      try {
-        const { value, grads } = tf.variableGrads(
-          () => crossEntropy(model.apply(batch.x), batch.labels as tf.Tensor1D),
-          params.map(([, v]) => v),
-        );
-        const named = new Map(params.map(([n, v]) => [n, grads[v.name]]));
-        const norm = optimizer.applyGradients(params, named, learningRate(step, schedule));
-        tf.dispose([norm, ...Object.values(grads)]);
-        if (step % 20 === 0 || step === totalSteps - 1) {
-          recent.push((await value.data())[0]); // a sync point: read the loss every 20 steps only
-          if (recent.length > 3) recent.shift();
-          progress.update(step + 1, { loss: recent[recent.length - 1], extra: { epoch: batch.epoch } });
+  const loop: LoopConfig = {
+    steps: totalSteps, batchSize, gradAccum: 1, seed,
+    lr: options.lr ?? 2e-3, warmupSteps: Math.min(options.warmupSteps ?? 100, totalSteps), lrDecay: 'cosine', lrMinRatio: 0, ema: null,
+    logEvery: CLASSIFIER_LOG_EVERY, checkpointEvery: totalSteps, valEvery: 0, valAtEnd: false, sampleEvery: 0, snapshotEvery: 0,
+    timeBudgetMinutes: null, workers: 1,
+  };
+  const family: ModelFamily<LoopRow> = {
+    family: 'classifier',
+    files: { state: 'classifier-state', weights: 'classifier', logs: ['classifier-metrics'] },
+    model,
+    ema: null,
+    optimizer,
+    params,
+    config: loop,
+    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
+    stateJson: () => ({ iterator: iterator.state() }),
+    weights: () => ({ kind: 'classifier', config: model.config as unknown as Record<string, unknown> }),
+    local: {
+      next: () => {
+        const batch = iterator.next();
+        try {
+          const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(batch.x), batch.labels as tf.Tensor1D), params.map(([, v]) => v));
+          return { loss: value, grads: new Map(params.map(([n, v]) => [n, grads[v.name]])) };
+        } finally {
+          tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
         }
-        value.dispose();
-      } finally {
-        tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-      }
-    }
-    progress.done();
+      },
+    },
+    microBatch: batchSize,
+    progress: () => ({ epoch: String(iterator.state().epoch) }),
+  };
+  // The run keeps no files: its checkpoint (at the end) and metrics stay in memory and are dropped.
+  const store = new MemoryRun('classifier');
+  const t0 = performance.now();
+  const logged: number[] = [];
+  try {
+    await runTrainingLoop(family, loop, store, {
+      resume: false,
+      onLog,
+      onProgress: options.onProgress ?? ((s) => onLog(s.trimEnd())),
+      isTTY: options.onProgress !== undefined && (options.isTTY ?? false),
+      onMetrics: (row) => logged.push(row.loss),
+    });
   } catch (e) {
     model.dispose();
     throw e;
   } finally {
     optimizer.dispose();
+    store.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
   let testAccuracy: number | null = null;
@@ -217,6 +234,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     testAccuracy = acc.accuracy;
     onLog(`test accuracy: ${(100 * acc.accuracy).toFixed(2)}% (${acc.correct}/${acc.count})`);
   }
+  const recent = logged.slice(-3);
   const finalLoss = recent.reduce((a, b) => a + b, 0) / Math.max(1, recent.length);
   return { model, testAccuracy, steps: totalSteps, finalLoss, seconds };
 }

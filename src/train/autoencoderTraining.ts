@@ -40,30 +40,28 @@
  * image size (the padding is a training detail), so their L1 / MSE are not the
  * training loss, which includes the easy padded border.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng, keyedRng } from '../backend/random';
-import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
+import { Rng } from '../backend/random';
+import type { MemoryEstimate } from '../backend/memory';
 import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
-import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, AUTOENCODER_KIND, klDivergence } from '../models/autoencoder';
+import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, AUTOENCODER_KIND } from '../models/autoencoder';
 import { datasetSource } from '../eval/imageFolderStats';
 import { evaluateReconstruction, ReconstructionMetrics } from '../eval/reconstruction';
 import type { FeatureExtractor } from '../eval/features';
 import { saveImageGrid } from '../io/png';
-import { saveLinePlot } from '../io/plot';
 import { AdamW, AdamWConfig, ADAMW_DEFAULTS } from './adamw';
-import { EmaConfig, EMA_DEFAULTS, emaDecay, updateEma, copyWeights } from './ema';
-import { learningRate } from './lr';
-import { loadTrainingState, saveTrainingState, TrainingState, stateTensorsWithPrefix } from './checkpoint';
-import { saveModelWeights } from '../io/checkpointFile';
+import { EmaConfig, EMA_DEFAULTS } from './ema';
 import { autoencoderLoss, autoencoderLossAndGrads, AutoencoderLoss, posteriorNoise, ReconstructionLoss } from './autoencoderLoss';
+import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
+import { LoopConfig, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
+import type { RunFiles, RunStore } from './runStore';
+import { FolderRun } from './folderRun';
+import { startAutoencoderDataParallel } from './dataParallel';
+import { dataParallelSource } from './dataParallelSource';
+
 export { autoencoderLoss, posteriorNoise };
 export type { AutoencoderLoss, ReconstructionLoss };
-import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
-import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
 
 // ---------------------------------------------------------------- config
 
@@ -86,6 +84,7 @@ export interface AutoencoderTrainConfig {
   readonly sampleCount: number;
   readonly checkpointEvery: number;
   readonly scaleImages: number;
+  readonly workers: number;
 }
 
 export const AUTOENCODER_TRAIN_DEFAULTS: AutoencoderTrainConfig = {
@@ -129,6 +128,8 @@ export const AUTOENCODER_TRAIN_DEFAULTS: AutoencoderTrainConfig = {
   checkpointEvery: 250,
   /** Training images for the latent scale factor at the end (0 = do not measure). */
   scaleImages: 1024,
+  /** Data-parallel worker threads (train/dataParallel.ts), each a single-thread wasm backend with a replica; 1 = this thread. */
+  workers: 1,
 };
 
 export type AutoencoderTrainConfigInput = Partial<Omit<AutoencoderTrainConfig, 'adamw' | 'ema'>> & {
@@ -165,6 +166,7 @@ export function autoencoderTrainConfig(partial: AutoencoderTrainConfigInput = {}
   checkInt('sampleCount', c.sampleCount, 0);
   checkInt('checkpointEvery', c.checkpointEvery, 1);
   checkInt('scaleImages', c.scaleImages, 0);
+  checkInt('workers', c.workers, 1);
   if (c.ema !== null && !(c.ema.maxDecay >= 0 && c.ema.maxDecay < 1)) throw new Error(`autoencoder train config: ema.maxDecay must be in [0, 1), got ${c.ema.maxDecay}`);
   return c;
 }
@@ -237,7 +239,7 @@ export interface AutoencoderMetricsRow {
   readonly valPsnr?: number;
 }
 
-export interface TrainAutoencoderOptions extends RunStartOptions {
+export interface TrainAutoencoderOptions extends RunOptions<AutoencoderMetricsRow> {
   readonly train: ImageDataset;
   /** Held-out images for validation and sample grids (e.g. the test split), or null. */
   readonly validation: ImageDataset | null;
@@ -250,13 +252,8 @@ export interface TrainAutoencoderOptions extends RunStartOptions {
   readonly config: AutoencoderTrainConfig;
   /** Run folder: autoencoder.safetensors, state.safetensors, metrics.jsonl, samples/, loss.png. */
   readonly outDir: string;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: AutoencoderMetricsRow) => void;
-  /** Stops the run cleanly after the current step (with a checkpoint), e.g. on SIGINT. */
-  readonly signal?: AbortSignal;
-  /** The command line recorded in checkpoints. */
-  readonly command?: string;
-  readonly isTTY?: boolean;
+  /** Where the run's files go instead of outDir's folder (e.g. a MemoryRun); default new FolderRun(outDir). */
+  readonly store?: RunStore;
 }
 
 export interface TrainAutoencoderResult {
@@ -277,26 +274,29 @@ function disposeBatch(batch: Batch): void {
   tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
 }
 
-export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainAutoencoderResult> {
-  const { train, config: cfg, outDir } = opts;
-  const resuming = startRun(outDir, AUTOENCODER_RUN_FILES, opts, opts.onLog);
-  fs.mkdirSync(path.join(outDir, 'samples'), { recursive: true });
-  removeStaleTempFiles(outDir, opts.onLog);
-  const statePath = path.join(outDir, STATE_FILE);
-  const weightsPath = path.join(outDir, WEIGHTS_FILE);
-  const metricsPath = path.join(outDir, METRICS_FILE);
+/** The loop's settings of an autoencoder run. */
+function autoencoderLoopConfig(cfg: AutoencoderTrainConfig): LoopConfig {
+  return {
+    steps: cfg.steps, batchSize: cfg.batchSize, gradAccum: 1, seed: cfg.seed,
+    lr: cfg.lr, warmupSteps: cfg.warmupSteps, lrDecay: cfg.lrDecay, lrMinRatio: cfg.lrMinRatio, ema: cfg.ema,
+    logEvery: cfg.logEvery, checkpointEvery: cfg.checkpointEvery, valEvery: cfg.valEvery, valAtEnd: cfg.valEvery > 0,
+    sampleEvery: cfg.sampleEvery, snapshotEvery: 0, timeBudgetMinutes: null, workers: cfg.workers,
+  };
+}
 
+/** What a resume must keep: the data order (batch, seed) and whether the run ships an EMA. */
+const autoencoderRunIdentity = (c: Record<string, unknown>): Record<string, string | number> =>
+  ({ batch: c.batchSize as number, seed: c.seed as number, ema: c.ema === null ? 'off' : 'on' });
+
+export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainAutoencoderResult> {
+  const { train, config: cfg } = opts;
+  const store = opts.store ?? new FolderRun(opts.outDir);
   // ---- architecture: from the saved state when resuming, else from the options and the data
   let ckptConfig: AutoencoderCheckpointConfig;
-  let state: TrainingState | null = null;
+  const resuming = store.decide(AUTOENCODER_RUN_FILES, opts);
   if (resuming) {
-    state = await loadTrainingState(statePath, 'autoencoder');
-    try {
-      ckptConfig = autoencoderCheckpointConfig(state.json.checkpointConfig, statePath);
-    } catch (e) {
-      tf.dispose([...state.tensors.values()]);
-      throw e;
-    }
+    const json = await store.readStateJson(STATE_FILE, 'autoencoder');
+    ckptConfig = autoencoderCheckpointConfig(json.checkpointConfig, store.path(STATE_FILE) ?? `${store.location}/${STATE_FILE}`);
   } else {
     const side = Math.max(train.height, train.width);
     ckptConfig = {
@@ -309,21 +309,15 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   }
   const aeConfig = ckptConfig.autoencoder;
   const size = aeConfig.sampleSize;
-  const problem =
-    train.channels !== aeConfig.inChannels ? `dataset '${train.name}' has ${train.channels} channel(s), the autoencoder expects ${aeConfig.inChannels}`
-      : train.height > size || train.width > size ? `dataset images are ${train.height}x${train.width}, larger than the autoencoder's sampleSize ${size}`
-        : null;
-  if (problem !== null) {
-    if (state !== null) tf.dispose([...state.tensors.values()]);
-    throw new Error(problem);
-  }
+  if (train.channels !== aeConfig.inChannels) throw new Error(`dataset '${train.name}' has ${train.channels} channel(s), the autoencoder expects ${aeConfig.inChannels}`);
+  if (train.height > size || train.width > size) throw new Error(`dataset images are ${train.height}x${train.width}, larger than the autoencoder's sampleSize ${size}`);
   const padTo = train.height === size && train.width === size ? undefined : size;
 
   const model = new Autoencoder(aeConfig, new Rng(`${cfg.seed}/init`));
   const ema = cfg.ema === null ? null : new Autoencoder(aeConfig, new Rng(`${cfg.seed}/init`));
   const optimizer = new AdamW(cfg.adamw);
   try {
-    return await runTraining({ opts, state, ckptConfig, padTo, model, ema, optimizer, statePath, weightsPath, metricsPath });
+    return await runAutoencoder({ opts, store, ckptConfig, padTo, model, ema, optimizer, resuming });
   } finally {
     model.dispose();
     ema?.dispose();
@@ -333,88 +327,40 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
 
 interface RunContext {
   readonly opts: TrainAutoencoderOptions;
-  /** The loaded training state when resuming (its tensors are disposed here), else null. */
-  readonly state: TrainingState | null;
+  readonly store: RunStore;
   readonly ckptConfig: AutoencoderCheckpointConfig;
   readonly padTo: number | undefined;
   readonly model: Autoencoder;
   readonly ema: Autoencoder | null;
   readonly optimizer: AdamW;
-  readonly statePath: string;
-  readonly weightsPath: string;
-  readonly metricsPath: string;
+  readonly resuming: boolean;
 }
 
-async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
-  const { opts, state, padTo, model, ema, optimizer, statePath, weightsPath, metricsPath } = ctx;
+async function runAutoencoder(ctx: RunContext): Promise<TrainAutoencoderResult> {
+  const { opts, store, padTo, model, ema, optimizer } = ctx;
   let ckptConfig = ctx.ckptConfig;
-  const { train, config: cfg, outDir } = opts;
+  const { train, config: cfg } = opts;
   const log = opts.onLog ?? (() => undefined);
   const size = ckptConfig.autoencoder.sampleSize;
   const shipped = ema ?? model; // saved, validated, sampled
   const params = model.namedTrainableParameters();
+  const lossOptions = { loss: cfg.loss, klWeight: cfg.klWeight, seed: cfg.seed };
 
-  let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  if (state !== null) {
-    try {
-      const saved = state.json.config as AutoencoderTrainConfig | undefined;
-      if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed || (saved.ema === null) !== (cfg.ema === null))) {
-        throw new Error(
-          `${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed} / ema ${saved.ema === null ? 'off' : 'on'}, resumed with batch ` +
-            `${cfg.batchSize} / seed ${cfg.seed} / ema ${cfg.ema === null ? 'off' : 'on'}: resume needs the same values`,
-        );
-      }
-      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
-      model.loadStateDict(pick('model.'), { source: statePath });
-      ema?.loadStateDict(pick('ema.'), { source: statePath });
-      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
-      startStep = state.step;
-      iteratorState = state.json.iterator as BatchIteratorState;
-      log(`resumed from ${statePath} at step ${startStep}; architecture options on the command line are ignored`);
-    } finally {
-      tf.dispose([...state.tensors.values()]);
-    }
-  } else {
-    if (ema !== null) copyWeights(ema, model);
-  }
+  let iterator: BatchIterator | null = null;
+  const data = (): BatchIterator => (iterator ??= new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState }));
   log(`autoencoder: ${model.numParameters().toLocaleString('en-US')} parameters, ${size}x${size}x${ckptConfig.autoencoder.inChannels} -> ` +
-    `${model.latentShape(1).slice(1).join('x')}; data: ${train.name} ${train.count} images ${train.height}x${train.width}x${train.channels}`);
-  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
-  const metrics = openMetricsLog<AutoencoderMetricsRow>(metricsPath, startStep, startStep > 0, log);
-  const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
-
-  const lossAndGrads = (batch: Batch, step: number, first: number): { losses: tf.Tensor1D; grads: Map<string, tf.Tensor> } => {
-    const { loss, grads } = autoencoderLossAndGrads(model, params, { loss: cfg.loss, klWeight: cfg.klWeight, seed: cfg.seed }, batch, step, first);
-    return { losses: loss, grads };
-  };
-
-  // ---- memory: measure a step at batch 1 and 2, refuse what will not fit the wasm heap
-  let memory: MemoryEstimate | null = null;
-  if (tf.getBackend() === 'wasm') {
-    memory = await measureStepMemory((b) => {
-      const probe = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
-      try {
-        const { losses, grads } = lossAndGrads(probe, 0, 0);
-        tf.dispose([losses, ...grads.values()]);
-      } finally {
-        disposeBatch(probe);
-      }
-    });
-    assertBatchFits(memory, cfg.batchSize);
-  }
+    `${model.latentShape(1).slice(1).join('x')}; data: ${train.name} ${train.count} images ${train.height}x${train.width}x${train.channels}` +
+    (ctx.resuming ? '; resuming: architecture options on the command line are ignored' : ''));
 
   // ---- held-out images: a seeded random subset for validation; the first sampleCount of the split for the grids
   const heldOut = opts.validation ?? train;
   const valCount = opts.validation === null || cfg.valEvery === 0 ? 0 : Math.min(cfg.valSize, opts.validation.count);
-  const validate = async (): Promise<ReconstructionMetrics | null> => {
-    if (opts.validation === null || valCount === 0) return null;
-    return evaluateAutoencoder(shipped, opts.validation, { count: valCount, seed: cfg.seed, batchSize: Math.min(100, cfg.batchSize * 2) });
-  };
   const gridCount = Math.min(cfg.sampleCount, heldOut.count);
+  let lastValidation: ReconstructionMetrics | null = null;
   const writeGrid = async (step: number): Promise<void> => {
-    if (gridCount === 0) return;
-    const file = path.join(outDir, 'samples', `step_${String(step).padStart(6, '0')}.png`);
+    const file = store.path(sampleFileName(step));
+    if (gridCount === 0 || file === null) return;
     const batch = fixedBatch(heldOut, Array.from({ length: gridCount }, (_, i) => i));
     const pairs = tf.tidy(() => {
       const rec = tf.clipByValue(reconstructImages(shipped, batch.x), -1, 1);
@@ -430,133 +376,76 @@ async function runTraining(ctx: RunContext): Promise<TrainAutoencoderResult> {
     }
   };
 
-  // ---- checkpoint: shipped weights (self-describing) + full state for resume (both atomic)
-  const checkpoint = async (step: number): Promise<void> => {
-    await saveModelWeights(weightsPath, shipped, { kind: AUTOENCODER_KIND, config: ckptConfig, step, seed: cfg.seed, command: opts.command });
-    const tensors = new Map<string, tf.Tensor>();
-    for (const [n, v] of model.namedParameters()) tensors.set(`model.${n}`, v);
-    if (ema !== null) for (const [n, v] of ema.namedParameters()) tensors.set(`ema.${n}`, v);
-    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
-    await saveTrainingState(statePath, {
-      step,
-      tensors,
-      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: ckptConfig },
-    }, 'autoencoder');
-  };
-
-  // ---- the loop
-  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
-  const losses: number[] = [];
-  let pending: tf.Tensor1D[] = [];
-  let lastNorm: tf.Scalar | null = null;
-  let lastCheckpoint = startStep;
-  let lastValidation: ReconstructionMetrics | null = null;
-  let windowStart = Date.now();
-  let windowImages = 0;
-  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
-  let step = startStep;
-  let stoppedEarly = false;
-  try {
-    while (step < cfg.steps) {
-      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
-      const batch = iterator.next();
+  const family: ModelFamily<AutoencoderMetricsRow> = {
+    family: 'autoencoder',
+    files: AUTOENCODER_RUN_FILES,
+    model,
+    ema,
+    optimizer,
+    params,
+    config: cfg,
+    runIdentity: autoencoderRunIdentity,
+    restore: (json) => {
+      iteratorState = json.iterator as BatchIteratorState;
+    },
+    stateJson: () => ({ iterator: data().state() }),
+    weights: () => ({ kind: AUTOENCODER_KIND, config: ckptConfig as unknown as Record<string, unknown> }),
+    local: {
+      next: (step) => {
+        const batch = data().next();
+        try {
+          return autoencoderLossAndGrads(model, params, lossOptions, batch, step, 0);
+        } finally {
+          disposeBatch(batch);
+        }
+      },
+    },
+    startWorkers: async (workers) => dataParallelSource(await startAutoencoderDataParallel({ workers, model, dataset: train, padTo, loss: lossOptions }), data, cfg.batchSize),
+    microBatch: cfg.batchSize,
+    probe: (b) => {
+      const batch = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
       try {
-        const { losses: parts, grads } = lossAndGrads(batch, step, 0);
-        lastNorm?.dispose();
-        lastNorm = optimizer.applyGradients(params, grads, lr);
-        tf.dispose([...grads.values()]);
-        pending.push(parts);
+        const { loss, grads } = autoencoderLossAndGrads(model, params, lossOptions, batch, 0, 0);
+        tf.dispose([loss, ...grads.values()]);
       } finally {
         disposeBatch(batch);
       }
-      if (ema !== null && cfg.ema !== null) updateEma(ema, model, emaDecay(step + 1, cfg.ema));
-      step += 1;
-      windowImages += cfg.batchSize;
-
-      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
-      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
-      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
-      if (step % cfg.logEvery === 0 || doCheckpoint) {
-        // Sync point: read the losses of the steps since the last read.
-        const values = await Promise.all(pending.map(async (p) => Array.from(await p.data())));
-        tf.dispose(pending);
-        pending = [];
-        const bad = values.findIndex((v) => !Number.isFinite(v[0]));
-        if (bad >= 0) {
-          throw new Error(
-            `loss became ${values[bad][0]} at step ${step - values.length + bad + 1}: training stopped. ` +
-              `The last good checkpoint (step ${lastCheckpoint}) is kept in ${outDir}. Lower --lr or enable gradient clipping.`,
-          );
-        }
-        losses.push(...values.map((v) => v[0]));
-        const last = values[values.length - 1];
-        const gradNorm = (await (lastNorm as tf.Scalar).data())[0];
-        const secs = (Date.now() - windowStart) / 1000;
-        let val: Partial<AutoencoderMetricsRow> = {};
-        if (cfg.valEvery > 0 && (step % cfg.valEvery === 0 || atEnd)) {
-          lastValidation = await validate();
-          if (lastValidation !== null) val = { valL1: lastValidation.l1, valMse: lastValidation.mse, valPsnr: lastValidation.psnr };
-        }
-        const row: AutoencoderMetricsRow = {
-          step,
-          loss: last[0],
-          rec: last[1],
-          kl: last[2],
-          lr,
-          gradNorm,
-          imagesPerSec: windowImages / Math.max(secs, 1e-9),
-          wallSeconds: (Date.now() - runStart) / 1000,
-          ...val,
-        };
-        metrics.append(row);
-        opts.onMetrics?.(row);
-        const extra: Record<string, string> = { kl: row.kl.toExponential(2), lr: row.lr.toExponential(2), 'img/s': row.imagesPerSec.toFixed(1) };
-        if (row.valPsnr !== undefined) extra['val PSNR'] = row.valPsnr.toFixed(2);
-        progress.update(step, { loss: row.loss, extra });
-        windowStart = Date.now();
-        windowImages = 0;
+    },
+    rowFields: (parts) => ({ rec: parts[1], kl: parts[2] }),
+    validate: async () => {
+      if (opts.validation === null || valCount === 0) return null;
+      lastValidation = await evaluateAutoencoder(shipped, opts.validation, { count: valCount, seed: cfg.seed, batchSize: Math.min(100, cfg.batchSize * 2) });
+      return { valL1: lastValidation.l1, valMse: lastValidation.mse, valPsnr: lastValidation.psnr };
+    },
+    sample: writeGrid,
+    progress: (row) => ({ kl: row.kl.toExponential(2), ...(row.valPsnr !== undefined ? { 'val PSNR': row.valPsnr.toFixed(2) } : {}) }),
+    plot: (all) => {
+      const series = [
+        { name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) },
+        { name: 'train rec', xs: all.map((r) => r.step), ys: all.map((r) => r.rec) },
+      ];
+      const val = all.filter((r) => r.valL1 !== undefined && r.valMse !== undefined);
+      if (val.length > 0) {
+        series.push({ name: 'val L1', xs: val.map((r) => r.step), ys: val.map((r) => r.valL1 as number) });
+        series.push({ name: 'val MSE', xs: val.map((r) => r.step), ys: val.map((r) => r.valMse as number) });
       }
-      if (doCheckpoint || (opts.signal?.aborted ?? false)) {
-        await checkpoint(step);
-        lastCheckpoint = step;
-      }
-      // After the checkpoint: a kill while the grid is drawn loses no steps.
-      if ((cfg.sampleEvery > 0 && step % cfg.sampleEvery === 0) || atEnd) await writeGrid(step);
-      if (opts.signal?.aborted && step < cfg.steps) {
-        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
-        stoppedEarly = true;
-        break;
-      }
-    }
-  } finally {
-    tf.dispose(pending);
-    lastNorm?.dispose();
-  }
-  progress.done();
+      return { series, title: 'autoencoder loss' };
+    },
+  };
+  const result = await runTrainingLoop(family, autoencoderLoopConfig(cfg), store, opts);
 
   // ---- latent scale factor of the finished model, into the weights' metadata
   let latentScale: LatentScale | null = null;
-  if (!stoppedEarly && step === cfg.steps && cfg.scaleImages > 0) {
+  const weightsPath = store.path(WEIGHTS_FILE);
+  if (!result.stoppedEarly && result.endStep === cfg.steps && cfg.scaleImages > 0 && weightsPath !== null) {
     latentScale = await computeLatentScale(shipped, train, { count: cfg.scaleImages, seed: cfg.seed });
     await saveScaleFactor(weightsPath, latentScale.scaleFactor);
     ckptConfig = { ...ckptConfig, scaleFactor: latentScale.scaleFactor };
     log(`latent scale factor ${latentScale.scaleFactor.toPrecision(5)} (std ${latentScale.std.toPrecision(4)}, mean ${latentScale.mean.toPrecision(3)} ` +
       `of posterior samples of ${latentScale.images} training images) written to ${weightsPath}`);
   }
-
-  // ---- loss curves of the whole run (including earlier sessions)
-  const all = metrics.read(step);
-  if (all.length > 1) {
-    const series = [
-      { name: 'train loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) },
-      { name: 'train rec', xs: all.map((r) => r.step), ys: all.map((r) => r.rec) },
-    ];
-    const val = all.filter((r) => r.valL1 !== undefined && r.valMse !== undefined);
-    if (val.length > 0) {
-      series.push({ name: 'val L1', xs: val.map((r) => r.step), ys: val.map((r) => r.valL1 as number) });
-      series.push({ name: 'val MSE', xs: val.map((r) => r.step), ys: val.map((r) => r.valMse as number) });
-    }
-    saveLinePlot(path.join(outDir, 'loss.png'), series, { width: 640, height: 400, logY: true, title: 'autoencoder loss' });
-  }
-  return { startStep, endStep: step, losses, stoppedEarly, config: ckptConfig, validation: lastValidation, latentScale, memory };
+  return {
+    startStep: result.startStep, endStep: result.endStep, losses: result.losses, stoppedEarly: result.stoppedEarly,
+    config: ckptConfig, validation: lastValidation, latentScale, memory: result.memory,
+  };
 }

@@ -61,9 +61,12 @@ export async function loadTrainingState(file: string, family?: TrainingFamily): 
 }
 
 /** The JSON part of a training state (config, iterator, ...) from the file's header alone: cheap checks before a resume does any work. */
-export async function readTrainingStateJson(file: string): Promise<Record<string, unknown>> {
+export async function readTrainingStateJson(file: string, family?: TrainingFamily): Promise<Record<string, unknown>> {
   const { metadata } = await readSafetensorsHeader(file);
   if (metadata.kind !== TRAINING_STATE_KIND) throw new Error(`${file}: expected a '${TRAINING_STATE_KIND}' file, got kind '${String(metadata.kind)}'`);
+  if (family !== undefined && metadata.family !== undefined && metadata.family !== family) {
+    throw new Error(`${file}: the training state of a ${metadata.family} run, resumed by the ${family} trainer: is the output folder right?`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(metadata.state ?? '');

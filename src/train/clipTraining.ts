@@ -21,7 +21,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { BatchIterator, BatchIteratorState } from '../data/batches';
+import { Batch, BatchIterator, BatchIteratorState, fixedBatch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { loadDataset } from '../data/load';
 import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
@@ -29,13 +29,14 @@ import { loadColoredMnist } from '../data/coloredMnist';
 import { Clip, ClipConfigPartial, CLIP_CHECKPOINT_KIND, duplicateCaptionTargets } from '../models/clip';
 import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
-import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
-import { learningRate } from './lr';
-import { loadTrainingState, readTrainingStateJson, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
-import { saveModelWeights } from '../io/checkpointFile';
-import { ProgressReporter, yieldToEventLoop } from './progress';
-import { decideRunStart, openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
+import { readTrainingStateJson } from './checkpoint';
+import { checkSameRun, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
+import type { RunFiles, RunStartOptions, RunStore } from './runStore';
+import { decideRunStart } from './runFolder';
+import { FolderRun } from './folderRun';
+import { startClipDataParallel } from './dataParallel';
+import { dataParallelSource } from './dataParallelSource';
 
 // ---------------------------------------------------------------- config
 
@@ -63,6 +64,8 @@ export interface ClipTrainConfig {
   readonly checkpointEvery: number;
   /** Seed of the batch order. */
   readonly seed: number;
+  /** Data-parallel worker threads (train/dataParallel.ts; the embeddings are gathered, so every example still has the whole batch as negatives); 1 = this thread. */
+  readonly workers: number;
 }
 
 export const CLIP_TRAIN_DEFAULTS: ClipTrainConfig = {
@@ -80,11 +83,12 @@ export const CLIP_TRAIN_DEFAULTS: ClipTrainConfig = {
   evalEvery: 500,
   checkpointEvery: 500,
   seed: 0,
+  workers: 1,
 };
 
 export function clipTrainConfig(partial: Partial<ClipTrainConfig> = {}): ClipTrainConfig {
   const cfg = { ...CLIP_TRAIN_DEFAULTS, ...partial };
-  for (const key of ['steps', 'batchSize', 'logEvery', 'checkpointEvery'] as const) {
+  for (const key of ['steps', 'batchSize', 'logEvery', 'checkpointEvery', 'workers'] as const) {
     if (!Number.isInteger(cfg[key]) || cfg[key] <= 0) throw new Error(`clipTrainConfig: ${key} must be a positive integer, got ${cfg[key]}`);
   }
   for (const key of ['warmupSteps', 'evalEvery'] as const) {
@@ -120,23 +124,19 @@ export interface ClipMetricsRow {
   readonly eval?: Record<string, number>;
 }
 
-export interface TrainClipOptions extends RunStartOptions {
+export interface TrainClipOptions extends RunOptions<ClipMetricsRow> {
   readonly clip: Clip;
   /** Must have captions. */
   readonly train: ImageDataset;
   readonly config: ClipTrainConfig;
   /** Run folder: clip.safetensors, clip-state.safetensors, clip-metrics.jsonl, clip-loss.png. */
   readonly outDir: string;
+  /** Where the run's files go instead of outDir's folder (e.g. a MemoryRun); default new FolderRun(outDir). */
+  readonly store?: RunStore;
   /** Numbers to log, e.g. zero-shot accuracy; called every evalEvery steps and at the end. */
   readonly evaluate?: (clip: Clip, step: number) => Promise<Record<string, number>>;
   /** Extra JSON stored with the weights' config (dataset, caption settings, ...). */
   readonly checkpointConfig?: Record<string, unknown>;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: ClipMetricsRow) => void;
-  /** Stops cleanly after the current step, with a checkpoint. */
-  readonly signal?: AbortSignal;
-  readonly command?: string;
-  readonly isTTY?: boolean;
 }
 
 export interface TrainClipResult {
@@ -151,23 +151,46 @@ export interface TrainClipResult {
 
 // ---------------------------------------------------------------- helpers
 
-/** Refuses a resume with another batch size or seed than the run's (its data order would differ). */
-function checkSameRun(stateJson: Record<string, unknown>, cfg: ClipTrainConfig, statePath: string): void {
-  const saved = stateJson.config as ClipTrainConfig | undefined;
-  if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
-    throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
-  }
-}
+/** What a resume must keep (the data order depends on them). */
+const clipRunIdentity = (c: Record<string, unknown>): Record<string, string | number> => ({ batch: c.batchSize as number, seed: c.seed as number });
 
 function formatEval(values: Record<string, number>): string {
   return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
 }
 
 
-// ---------------------------------------------------------------- the loop
+// ---------------------------------------------------------------- the family
+
+/** The loop's settings of a CLIP run (no EMA, no gradient accumulation). */
+function clipLoopConfig(cfg: ClipTrainConfig, workers: number): LoopConfig {
+  return {
+    steps: cfg.steps, batchSize: cfg.batchSize, gradAccum: 1, seed: cfg.seed,
+    lr: cfg.lr, warmupSteps: cfg.warmupSteps, lrDecay: cfg.lrDecay, lrMinRatio: cfg.lrMinRatio, ema: null,
+    logEvery: cfg.logEvery, checkpointEvery: cfg.checkpointEvery, valEvery: cfg.evalEvery, valAtEnd: true,
+    sampleEvery: 0, snapshotEvery: 0, timeBudgetMinutes: null, workers,
+  };
+}
+
+/**
+ * The loss and gradients of one batch of images and captions: symmetric InfoNCE over the
+ * whole batch, positives where the caption text is the same. The caller owns the tensors.
+ */
+export function clipBatchLossAndGrads(clip: Clip, params: ReadonlyArray<[string, tf.Variable]>, tokenizer: ByteTokenizer, batch: Batch): StepGradients {
+  const captions = batch.captions as string[];
+  const { ids, mask } = tokenizer.encodeTensors(captions);
+  const b = batch.x.shape[0];
+  const targets = tf.tensor2d(duplicateCaptionTargets(captions), [b, b]);
+  try {
+    const { value, grads } = tf.variableGrads(() => clip.loss(batch.x, ids, mask, targets), params.map(([, v]) => v));
+    const names = new Map(params.map(([n, v]) => [v.name, n]));
+    return { loss: value, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
+  } finally {
+    tf.dispose([ids, mask, targets]);
+  }
+}
 
 export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult> {
-  const { clip, train, config: cfg, outDir } = opts;
+  const { clip, train, config: cfg } = opts;
   const log = opts.onLog ?? (() => undefined);
   const captions = train.captions;
   if (captions === null) throw new Error(`trainClip: dataset '${train.name}' has no captions (caption it with captionDataset first)`);
@@ -182,143 +205,69 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   tokenizer.encode([...new Set(captions)], { onWarn: () => truncated++ });
   if (truncated > 0) log(`warning: ${truncated} distinct caption(s) exceed ${tokenizer.maxLength - 2} tokens and are truncated`);
 
-  const resuming = startRun(outDir, CLIP_RUN_FILES, opts, log);
-  fs.mkdirSync(outDir, { recursive: true });
-  removeStaleTempFiles(outDir, log);
-  const statePath = path.join(outDir, CLIP_STATE_FILE);
-  const weightsPath = path.join(outDir, CLIP_WEIGHTS_FILE);
-  const metricsPath = path.join(outDir, CLIP_METRICS_FILE);
+  const store = opts.store ?? new FolderRun(opts.outDir);
   const params = clip.namedTrainableParameters();
-  const varNames = new Map(params.map(([n, v]) => [v.name, n]));
   const optimizer = new AdamW({ weightDecay: cfg.weightDecay, clipGradNorm: cfg.clipGradNorm });
-
-  // ---- init or resume
-  let startStep = 0;
   let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  if (resuming) {
-    const state = await loadTrainingState(statePath, 'clip');
-    try {
-      checkSameRun(state.json, cfg, statePath);
-      const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
-      clip.loadStateDict(pick('model.'), { source: statePath });
-      optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
-      startStep = state.step;
-      iteratorState = state.json.iterator as BatchIteratorState;
-      log(`resumed from ${statePath} at step ${startStep}`);
-    } finally {
-      tf.dispose([...state.tensors.values()]);
-    }
-  }
-  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
-  const metrics = openMetricsLog<ClipMetricsRow>(metricsPath, startStep, startStep > 0, log);
-  const iterator = new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState });
-
-  const checkpoint = async (step: number): Promise<void> => {
-    const weightsConfig = { ...(opts.checkpointConfig ?? {}), clip: clip.config };
-    await saveModelWeights(weightsPath, clip, { kind: CLIP_CHECKPOINT_KIND, config: weightsConfig, step, seed: cfg.seed, command: opts.command });
-    const tensors = new Map<string, tf.Tensor>();
-    for (const [n, v] of clip.namedParameters()) tensors.set(`model.${n}`, v);
-    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
-    await saveTrainingState(statePath, {
-      step,
-      tensors,
-      json: { iterator: iterator.state(), optimizerStep: optimizer.stepCount, config: cfg, checkpointConfig: weightsConfig },
-    }, 'clip');
-  };
-
-  // ---- the loop
-  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
-  const losses: number[] = [];
-  let pendingLosses: tf.Scalar[] = [];
-  let lastNorm: tf.Scalar | null = null;
-  let lastEval: Record<string, number> | null = null;
-  let windowStart = Date.now();
-  let windowImages = 0;
-  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
-  let step = startStep;
-  let stoppedEarly = false;
-  try {
-    while (step < cfg.steps) {
-      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
-      const batch = iterator.next();
-      const { ids, mask } = tokenizer.encodeTensors(batch.captions as string[]);
-      const b = batch.x.shape[0];
-      const targets = tf.tensor2d(duplicateCaptionTargets(batch.captions as string[]), [b, b]);
-      try {
-        const { value, grads } = tf.variableGrads(() => clip.loss(batch.x, ids, mask, targets), params.map(([, v]) => v));
-        const named = new Map(Object.entries(grads).map(([vn, g]) => [varNames.get(vn) as string, g]));
-        lastNorm?.dispose();
-        lastNorm = optimizer.applyGradients(params, named, lr);
-        tf.dispose([...named.values()]);
-        pendingLosses.push(value);
-      } finally {
-        tf.dispose([batch.x, ids, mask, targets, ...(batch.labels ? [batch.labels] : [])]);
-      }
-      step += 1;
-      windowImages += b;
-
-      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
-      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
-      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
-      const doEval = opts.evaluate !== undefined && ((cfg.evalEvery > 0 && step % cfg.evalEvery === 0) || atEnd);
-      if (step % cfg.logEvery === 0 || doCheckpoint || doEval) {
-        // Sync point: read the losses of the steps since the last read.
-        const values = await Promise.all(pendingLosses.map(async (l) => (await l.data())[0]));
-        tf.dispose(pendingLosses);
-        pendingLosses = [];
-        const bad = values.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new Error(`CLIP loss became ${values[bad]} at step ${step - values.length + bad + 1}: training stopped. Lower the learning rate.`);
-        losses.push(...values);
-        const secs = (Date.now() - windowStart) / 1000;
-        const scale = clip.scale();
-        const logitScale = (await scale.data())[0];
-        scale.dispose();
-        let evalValues: Record<string, number> | undefined;
-        if (doEval && opts.evaluate !== undefined) {
-          evalValues = await opts.evaluate(clip, step);
-          lastEval = evalValues;
-          log(`eval at step ${step}: ${formatEval(evalValues)}`);
+  let iterator: BatchIterator | null = null;
+  const data = (): BatchIterator => (iterator ??= new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState }));
+  const disposeBatch = (batch: Batch): void => tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+  const family: ModelFamily<ClipMetricsRow> = {
+    family: 'clip',
+    files: CLIP_RUN_FILES,
+    model: clip,
+    ema: null,
+    optimizer,
+    params,
+    config: cfg,
+    runIdentity: clipRunIdentity,
+    restore: (json) => {
+      iteratorState = json.iterator as BatchIteratorState;
+    },
+    stateJson: () => ({ iterator: data().state() }),
+    weights: () => ({ kind: CLIP_CHECKPOINT_KIND, config: { ...(opts.checkpointConfig ?? {}), clip: clip.config } }),
+    local: {
+      next: () => {
+        const batch = data().next();
+        try {
+          return clipBatchLossAndGrads(clip, params, tokenizer, batch);
+        } finally {
+          disposeBatch(batch);
         }
-        const row: ClipMetricsRow = {
-          step,
-          loss: values[values.length - 1],
-          lr,
-          gradNorm: (await (lastNorm as tf.Scalar).data())[0],
-          logitScale,
-          imagesPerSec: windowImages / Math.max(secs, 1e-9),
-          wallSeconds: (Date.now() - runStart) / 1000,
-          ...(evalValues !== undefined ? { eval: evalValues } : {}),
-        };
-        metrics.append(row);
-        opts.onMetrics?.(row);
-        progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), scale: row.logitScale.toFixed(1), 'img/s': row.imagesPerSec.toFixed(1) } });
-        windowStart = Date.now();
-        windowImages = 0;
+      },
+    },
+    startWorkers: async (workers) => dataParallelSource(await startClipDataParallel({ workers, clip, dataset: train, padTo }), data, cfg.batchSize),
+    microBatch: cfg.batchSize,
+    probe: (b) => {
+      const batch = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
+      try {
+        const { loss, grads } = clipBatchLossAndGrads(clip, params, tokenizer, batch);
+        tf.dispose([loss, ...grads.values()]);
+      } finally {
+        disposeBatch(batch);
       }
-      if (doCheckpoint || (opts.signal?.aborted ?? false)) await checkpoint(step);
-      if (opts.signal?.aborted && step < cfg.steps) {
-        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
-        stoppedEarly = true;
-        break;
-      }
-    }
+    },
+    logFields: async () => {
+      const scale = clip.scale();
+      const logitScale = (await scale.data())[0];
+      scale.dispose();
+      return { logitScale };
+    },
+    validate: opts.evaluate === undefined ? undefined : async (step) => {
+      const values = await (opts.evaluate as NonNullable<TrainClipOptions['evaluate']>)(clip, step);
+      log(`eval at step ${step}: ${formatEval(values)}`);
+      return { eval: values };
+    },
+    progress: (row) => ({ scale: row.logitScale.toFixed(1) }),
+    plot: (all) => ({ series: [{ name: 'CLIP loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], title: 'CLIP contrastive loss' }),
+  };
+  try {
+    const result = await runTrainingLoop(family, clipLoopConfig(cfg, cfg.workers), store, opts);
+    const lastEval = (result.lastValidation?.eval as Record<string, number> | undefined) ?? null;
+    return { startStep: result.startStep, endStep: result.endStep, losses: result.losses, lastEval, stoppedEarly: result.stoppedEarly };
   } finally {
-    tf.dispose(pendingLosses);
-    lastNorm?.dispose();
     optimizer.dispose();
   }
-  progress.done();
-
-  const all = metrics.read(step);
-  if (all.length > 1) {
-    saveLinePlot(path.join(outDir, 'clip-loss.png'), [{ name: 'CLIP loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], {
-      width: 640,
-      height: 400,
-      logY: true,
-      title: 'CLIP contrastive loss',
-    });
-  }
-  return { startStep, endStep: step, losses, lastEval, stoppedEarly };
 }
 
 // ---------------------------------------------------------------- dataset recipe
@@ -382,7 +331,8 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
   // Before the captions are written: refuses what would lose a run, and a resume of another run (batch, seed).
   if (decideRunStart(opts.outDir, CLIP_RUN_FILES, opts)) {
     const statePath = path.join(opts.outDir, CLIP_STATE_FILE);
-    checkSameRun(await readTrainingStateJson(statePath), cfg, statePath);
+    const saved = (await readTrainingStateJson(statePath)).config as Record<string, unknown> | undefined;
+    if (saved !== undefined) checkSameRun(clipRunIdentity(saved), clipRunIdentity(cfg as unknown as Record<string, unknown>), statePath);
   }
   const evalLimit = opts.evalLimit ?? 1000;
   fs.mkdirSync(opts.outDir, { recursive: true });

@@ -1,14 +1,19 @@
 /**
  * Data-parallel gradients over worker_threads: the training loop's
  * `config.workers > 1` (./loop.ts). Each worker is a thread with its own
- * tfjs and single-thread SIMD wasm backend holding a replica of the UNet; it
- * computes the gradient of a contiguous slice of every micro-batch.
+ * tfjs and single-thread SIMD wasm backend holding a replica of the model (the
+ * diffusion UNet, the autoencoder or the CLIP); it computes the gradient of a
+ * contiguous slice of every micro-batch. One pool, three families:
+ *
+ *   startDataParallel            diffusion UNet  (the diagram below)
+ *   startAutoencoderDataParallel autoencoder     (the diagram below; the loss is the parts [total, rec, kl])
+ *   startClipDataParallel        CLIP            (two phases, see "CLIP" below)
  *
  *   main thread                                    worker r of W (./dataParallelWorker.ts)
  *   broadcastWeights(): params -> weights          load the weights when their version changed
  *   lossAndGrads(indices, step, first):
  *     split the B examples into slices b_r  ---->  batch  <- dataset[slice r]
- *                                                  l_r, g_r <- loop.ts lossAndGrads(slice, step, first + offset_r)
+ *                                                  l_r, g_r <- the family's lossAndGrads(slice, step, first + offset_r)
  *                                                  slot r <- (b_r / B) g_r
  *                                          <----   'done' with (b_r / B) l_r
  *     g = sum_r slot r,  loss = sum_r (b_r / B) l_r
@@ -19,7 +24,24 @@
  * rounding), and t, noise and condition dropout are keyed by example index,
  * so the draws are the same too. UNet dropout masks are drawn per slice
  * (loop.ts keys the dropout seed by the slice's first example): with
- * dropout > 0 the runs agree in distribution, not number for number.
+ * dropout > 0 the runs agree in distribution, not number for number. The
+ * autoencoder's loss is a mean over examples too (posterior noise keyed by
+ * example index), and so is each of its parts: the weighted parts sum likewise.
+ *
+ * CLIP: the contrastive loss is not a mean of per-example terms (every example
+ * is a negative of every other), so slices cannot be summed. The workers run
+ * the gradient cache of ./clipGradients.ts, which derives the math:
+ *
+ *   main thread                                    worker r
+ *   phase (a) 'embed'                       ---->  I[r], T[r] <- unit-norm embeddings of slice r -> exchange rows
+ *   phase (b) L, G_I, G_T, dL/dlogit_scale
+ *             on the gathered [B, E] I, T;
+ *             G -> exchange rows
+ *   phase (c) 'vjp'                         ---->  slot r <- d/dtheta [sum(I[r] G_I[r]) + sum(T[r] G_T[r])]
+ *     g = sum_r slot r, + dL/dlogit_scale
+ *
+ * which is the one-thread gradient up to float rounding, for one extra
+ * forward pass per slice and two exchanges of [B, E] matrices.
  *
  * The optimiser stays here. The main thread owns the weights, the AdamW
  * moments and the EMA and publishes the weights once per step (P floats),
@@ -29,12 +51,14 @@
  *
  * Shared memory, allocated once: the dataset's pixels and labels (a copy the
  * workers read; MNIST is 47 MB), the weights [P], one gradient slot
- * [P_trainable] per worker. Messages carry only step numbers and example
- * indices. An Atomics store / load on `control` orders the shared writes
- * with the messages.
+ * [P_trainable] per worker. CLIP also has the exchange [4, B, E] (I, T, G_I,
+ * G_T), allocated at the first step and again only when a larger micro-batch
+ * arrives. Messages carry only step numbers, example indices and the
+ * exchange's handle. An Atomics store / load on `control` orders the shared
+ * writes with the messages.
  *
  * Failure: a worker's 'error' or unexpected 'exit' rejects the pending step and
- * every later one with an error naming the worker. The exchange is
+ * every later one with an error naming the worker. The protocol is
  * message-based (no barrier in shared memory), so there is nothing to deadlock on.
  */
 import * as os from 'os';
@@ -43,11 +67,16 @@ import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { threadedWasmInfo } from '../backend/wasmThreads';
 import { ImageDataset } from '../data/dataset';
+import { Autoencoder, AutoencoderConfig } from '../models/autoencoder';
+import { Clip, ClipConfig, duplicateCaptionTargets } from '../models/clip';
 import { CaptionStateArrays, CaptionStateCache } from '../models/textEncoder';
 import { LowResConfig } from '../sample/lowResConditioning';
 import type { ImageEmbeddingTable } from './diffusionTraining';
 import { UNet, UNetConfig } from '../models/unet';
+import { Module } from '../nn/module';
 import { Schedule } from '../schedule/schedule';
+import type { ReconstructionLoss } from './autoencoderLoss';
+import { clipEmbeddingGrads, ClipEmbeddingGrads } from './clipGradients';
 
 // ---------------------------------------------------------------- types
 
@@ -80,23 +109,64 @@ export interface DataParallelOptions {
   readonly fault?: WorkerFault;
 }
 
+/** The autoencoder's loss settings (train/autoencoderLoss.ts); seed keys the posterior noise. */
+export interface AutoencoderLossOptions {
+  readonly loss: ReconstructionLoss;
+  readonly klWeight: number;
+  readonly seed: number;
+}
+
+export interface AutoencoderDataParallelOptions {
+  /** Number of worker threads (>= 1; workers x this thread's wasm threads <= cores). */
+  readonly workers: number;
+  /** The main thread's model: its config builds the replicas, its weights are broadcast. */
+  readonly model: Autoencoder;
+  /** Training images (sampleSize x sampleSize after padding); copied once into shared memory. */
+  readonly dataset: ImageDataset;
+  /** Centre-pad the images to padTo x padTo (as the loop's BatchIterator). */
+  readonly padTo: number | undefined;
+  readonly loss: AutoencoderLossOptions;
+  readonly fault?: WorkerFault;
+}
+
+export interface ClipDataParallelOptions {
+  /** Number of worker threads (>= 1; workers x this thread's wasm threads <= cores). */
+  readonly workers: number;
+  /** The main thread's CLIP: its config builds the replicas, its weights are broadcast, its logit_scale enters phase (b). */
+  readonly clip: Clip;
+  /** Captioned training images; pixels copied once into shared memory, captions cloned to each worker. */
+  readonly dataset: ImageDataset;
+  /** Centre-pad the images to padTo x padTo (as the loop's BatchIterator). */
+  readonly padTo: number | undefined;
+  readonly fault?: WorkerFault;
+}
+
+/** What a worker's replica is and what its slice loss depends on, by family. */
+export type FamilyInit =
+  | {
+      readonly kind: 'diffusion';
+      readonly unet: UNetConfig;
+      readonly schedule: Schedule;
+      readonly seed: number;
+      readonly condDropProb: number;
+      readonly minSnrGamma: number | null;
+      /** The caption-state cache as arrays in SharedArrayBuffers, or null (no text conditioning). */
+      readonly textStates: CaptionStateArrays | null;
+      readonly lowRes: LowResConfig | null;
+      /** values in a SharedArrayBuffer, or null. */
+      readonly imageEmbeddings: ImageEmbeddingTable | null;
+    }
+  | { readonly kind: 'autoencoder'; readonly autoencoder: AutoencoderConfig; readonly loss: AutoencoderLossOptions }
+  | { readonly kind: 'clip'; readonly clip: ClipConfig };
+
 /** A worker's start data (structured-cloned; the SharedArrayBuffers are shared, not copied). */
 export interface WorkerInit {
   readonly rank: number;
   readonly workers: number;
-  readonly unet: UNetConfig;
-  readonly schedule: Schedule;
-  /** images and labels are views on SharedArrayBuffers. */
+  readonly family: FamilyInit;
+  /** images and labels are views on SharedArrayBuffers (captions are a copy, CLIP only). */
   readonly dataset: ImageDataset;
   readonly padTo: number | null;
-  readonly seed: number;
-  readonly condDropProb: number;
-  readonly minSnrGamma: number | null;
-  /** The caption-state cache as arrays in SharedArrayBuffers, or null (no text conditioning). */
-  readonly textStates: CaptionStateArrays | null;
-  readonly lowRes: LowResConfig | null;
-  /** values in a SharedArrayBuffer, or null. */
-  readonly imageEmbeddings: ImageEmbeddingTable | null;
   /** Names of all parameters in weights-buffer order (the replica checks it has the same). */
   readonly weightNames: readonly string[];
   /** Names of the trained parameters in gradient-slot order. */
@@ -105,26 +175,50 @@ export interface WorkerInit {
   readonly weights: SharedArrayBuffer;
   /** Float32 [W, P_trainable]: one gradient slot per worker. */
   readonly grads: SharedArrayBuffer;
-  /** Int32 [W + 1]: [r] = seq of worker r's last written slot, [W] = weights version. */
+  /** Int32 [W + 2]: [r] = seq of worker r's last written slot / exchange rows, [W] = weights version, [W + 1] = seq of the main thread's last exchange write. */
   readonly control: SharedArrayBuffer;
   readonly fault: { readonly step: number; readonly kind: 'throw' | 'exit' } | null;
 }
 
-/** Main -> worker: compute the slice gradient of examples `indices` (global example index `first`...). */
-export interface StepRequest {
+interface RequestBase {
   readonly seq: number;
   readonly step: number;
-  /** Global example index of indices[0] within the step (keys t, noise, condition dropout). */
-  readonly first: number;
-  /** Examples in the whole micro-batch (the slice gradient is weighted by indices.length / total). */
-  readonly total: number;
   /** Dataset indices of this worker's slice. */
   readonly indices: Int32Array;
   readonly weightsVersion: number;
+  /** Examples in the whole micro-batch. */
+  readonly total: number;
 }
 
-/** Worker -> main. */
-export type WorkerReply = { readonly kind: 'ready' } | { readonly kind: 'done'; readonly seq: number; readonly loss: number };
+/**
+ * Main -> worker.
+ *   'slice' (diffusion, autoencoder): the weighted slice loss and gradient into the slot.
+ *   'embed' (CLIP phase a): the slice's I, T into exchange rows [offset, offset + b).
+ *   'vjp'   (CLIP phase c): the VJP of exchange rows G_I, G_T [offset, offset + b) into the slot.
+ */
+export type StepRequest =
+  | (RequestBase & {
+      readonly kind: 'slice';
+      /** Global example index of indices[0] within the step (keys t, noise, condition dropout; the slice is weighted by indices.length / total). */
+      readonly first: number;
+    })
+  | (RequestBase & {
+      readonly kind: 'embed' | 'vjp';
+      /** Row of indices[0] in the micro-batch. */
+      readonly offset: number;
+      /** Float32 [4, total, E]: I, T, G_I, G_T. */
+      readonly exchange: SharedArrayBuffer;
+    });
+
+/** Worker -> main. loss: the slice's weighted loss parts ('slice'), [] for the CLIP phases. */
+export type WorkerReply = { readonly kind: 'ready' } | { readonly kind: 'done'; readonly seq: number; readonly loss: readonly number[] };
+
+/** Float32 views of the CLIP exchange for a micro-batch of `total` rows of width `dim`. */
+export function exchangeViews(exchange: SharedArrayBuffer, total: number, dim: number): { image: Float32Array; text: Float32Array; dImage: Float32Array; dText: Float32Array } {
+  const n = total * dim;
+  const at = (k: number): Float32Array => new Float32Array(exchange, k * n * 4, n);
+  return { image: at(0), text: at(1), dImage: at(2), dText: at(3) };
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -148,7 +242,7 @@ export function sliceSizes(total: number, workers: number): number[] {
   return Array.from({ length: workers }, (_, r) => Math.floor(total / workers) + (r < total % workers ? 1 : 0));
 }
 
-/** A copy of the dataset's values and labels in shared memory (captions are cloned only when the workers look up text states). */
+/** A copy of the dataset's values and labels in shared memory (captions are cloned only when the workers read them). */
 function sharedDataset(d: ImageDataset, withCaptions: boolean): ImageDataset {
   const images = d.images instanceof Float32Array
     ? new Float32Array(new SharedArrayBuffer(d.images.length * 4))
@@ -160,6 +254,18 @@ function sharedDataset(d: ImageDataset, withCaptions: boolean): ImageDataset {
     labels.set(d.labels);
   }
   return { ...d, images, labels, captions: withCaptions ? d.captions : null };
+}
+
+/** Throws unless the batches of `dataset` (padded to padTo) are [B, side, side, channels] as the model expects. */
+function checkImageShape(what: string, dataset: ImageDataset, padTo: number | undefined, side: number, channels: number): void {
+  const h = padTo ?? dataset.height;
+  const w = padTo ?? dataset.width;
+  if (h !== side || w !== side || dataset.channels !== channels) {
+    throw new Error(
+      `${what}: the model takes ${side}x${side}x${channels} images, the dataset '${dataset.name}' gives ${h}x${w}x${dataset.channels}` +
+        (padTo === undefined ? '' : ` (padded to ${padTo})`),
+    );
+  }
 }
 
 /** Starts the worker thread; from the TypeScript sources (tests, tsx) tsx's hook is registered in it first. */
@@ -185,7 +291,22 @@ function flatSize(params: ReadonlyArray<[string, tf.Variable]>): number {
 
 // ---------------------------------------------------------------- the pool
 
-interface PendingStep {
+/** What the pool is built from (startDataParallel, startAutoencoderDataParallel, startClipDataParallel make it). */
+export interface PoolSpec {
+  readonly workers: number;
+  /** The main thread's model (the weights to broadcast, the trainable parameters). */
+  readonly model: Module;
+  /** Original (not shared) dataset; the main thread reads its captions for CLIP targets. */
+  readonly dataset: ImageDataset;
+  readonly padTo: number | undefined;
+  /** The workers' family data (dataset-sized arrays already in shared memory). */
+  readonly family: FamilyInit;
+  /** CLIP: the main model, for phase (b). */
+  readonly clip: Clip | null;
+  readonly fault: WorkerFault | undefined;
+}
+
+interface PendingPhase {
   readonly seq: number;
   readonly step: number;
   remaining: number;
@@ -193,7 +314,11 @@ interface PendingStep {
   readonly reject: (e: Error) => void;
 }
 
-export class DataParallel {
+/**
+ * The worker pool. L is the loss's tensor type: a scalar for diffusion and
+ * CLIP, the parts [total, reconstruction, kl] (Tensor1D) for the autoencoder.
+ */
+export class DataParallel<L extends tf.Tensor = tf.Tensor> {
   readonly workers: number;
   private readonly threads: Worker[] = [];
   private readonly weightParams: ReadonlyArray<[string, tf.Variable]>;
@@ -201,58 +326,53 @@ export class DataParallel {
   private readonly weights: Float32Array;
   private readonly grads: SharedArrayBuffer;
   private readonly control: Int32Array;
-  private readonly losses: Float64Array;
+  private readonly losses: Array<readonly number[]>;
+  private readonly family: FamilyInit['kind'];
+  /** CLIP: the main model and the captions (targets), and the exchange (grown on demand). */
+  private readonly clip: Clip | null;
+  private readonly captions: readonly string[] | null;
+  private exchange: SharedArrayBuffer | null = null;
   private weightsVersion = 0;
   private seq = 0;
-  private pending: PendingStep | null = null;
+  private pending: PendingPhase | null = null;
   private failure: Error | null = null;
   private closing = false;
   private readonly ready: Promise<void>;
 
-  /** Use startDataParallel(). */
-  constructor(opts: DataParallelOptions) {
-    validateWorkers(opts.workers, threadedWasmInfo()?.threads ?? 1);
-    if (opts.fault !== undefined && !(Number.isInteger(opts.fault.worker) && opts.fault.worker >= 0 && opts.fault.worker < opts.workers)) {
-      throw new Error(`workerFault.worker must be in [0, ${opts.workers}), received ${opts.fault.worker}`);
+  /** Use startDataParallel(), startAutoencoderDataParallel() or startClipDataParallel(). */
+  constructor(spec: PoolSpec) {
+    validateWorkers(spec.workers, threadedWasmInfo()?.threads ?? 1);
+    if (spec.fault !== undefined && !(Number.isInteger(spec.fault.worker) && spec.fault.worker >= 0 && spec.fault.worker < spec.workers)) {
+      throw new Error(`workerFault.worker must be in [0, ${spec.workers}), received ${spec.fault.worker}`);
     }
-    this.workers = opts.workers;
-    this.weightParams = opts.model.namedParameters();
-    this.gradParams = opts.model.namedTrainableParameters();
+    this.workers = spec.workers;
+    this.family = spec.family.kind;
+    this.clip = spec.clip;
+    this.captions = spec.family.kind === 'clip' ? spec.dataset.captions : null;
+    this.weightParams = spec.model.namedParameters();
+    this.gradParams = spec.model.namedTrainableParameters();
     const weights = new SharedArrayBuffer(flatSize(this.weightParams) * 4);
     this.weights = new Float32Array(weights);
-    this.grads = new SharedArrayBuffer(opts.workers * flatSize(this.gradParams) * 4);
-    const control = new SharedArrayBuffer((opts.workers + 1) * 4);
+    this.grads = new SharedArrayBuffer(spec.workers * flatSize(this.gradParams) * 4);
+    const control = new SharedArrayBuffer((spec.workers + 2) * 4);
     this.control = new Int32Array(control);
-    this.losses = new Float64Array(opts.workers);
-    const dataset = sharedDataset(opts.dataset, opts.textStates !== undefined);
-    const textStates = opts.textStates === undefined ? null : opts.textStates.toArrays(true);
-    let imageEmbeddings: ImageEmbeddingTable | null = null;
-    if (opts.imageEmbeddings !== undefined) {
-      const values = new Float32Array(new SharedArrayBuffer(opts.imageEmbeddings.values.length * 4));
-      values.set(opts.imageEmbeddings.values);
-      imageEmbeddings = { values, dim: opts.imageEmbeddings.dim };
-    }
+    this.losses = Array.from({ length: spec.workers }, () => []);
+    const withCaptions = spec.family.kind === 'clip' || (spec.family.kind === 'diffusion' && spec.family.textStates !== null);
+    const dataset = sharedDataset(spec.dataset, withCaptions);
     const started: Array<Promise<void>> = [];
-    for (let rank = 0; rank < opts.workers; rank++) {
+    for (let rank = 0; rank < spec.workers; rank++) {
       const init: WorkerInit = {
         rank,
-        workers: opts.workers,
-        unet: opts.model.config,
-        schedule: opts.schedule,
+        workers: spec.workers,
+        family: spec.family,
         dataset,
-        padTo: opts.padTo ?? null,
-        seed: opts.seed,
-        condDropProb: opts.condDropProb,
-        minSnrGamma: opts.minSnrGamma,
-        textStates,
-        lowRes: opts.lowRes ?? null,
-        imageEmbeddings,
+        padTo: spec.padTo ?? null,
         weightNames: this.weightParams.map(([n]) => n),
         gradNames: this.gradParams.map(([n]) => n),
         weights,
         grads: this.grads,
         control,
-        fault: opts.fault !== undefined && opts.fault.worker === rank ? { step: opts.fault.step, kind: opts.fault.kind } : null,
+        fault: spec.fault !== undefined && spec.fault.worker === rank ? { step: spec.fault.step, kind: spec.fault.kind } : null,
       };
       const worker = spawnWorker(init);
       this.threads.push(worker);
@@ -292,51 +412,18 @@ export class DataParallel {
   }
 
   /**
-   * Loss (mean over the B = indices.length examples) and gradients by parameter
-   * name of examples [first, first + B) of `step`, computed by the workers on the
-   * weights of the last broadcastWeights(). The caller owns the returned tensors.
+   * Loss and gradients by parameter name of examples [first, first + B) of `step`
+   * (B = indices.length), computed by the workers on the weights of the last
+   * broadcastWeights(). Diffusion and autoencoder: the loss is the mean over the
+   * B examples (the autoencoder's: the parts [total, reconstruction, kl]); CLIP:
+   * the contrastive loss of the B pairs (which draws nothing: `first` is unused).
+   * The caller owns the returned tensors.
    */
-  async lossAndGrads(indices: Int32Array, step: number, first: number): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> }> {
+  async lossAndGrads(indices: Int32Array, step: number, first: number): Promise<{ loss: L; grads: Map<string, tf.Tensor> }> {
     if (this.failure !== null) throw this.failure;
     if (this.weightsVersion === 0) throw new Error('DataParallel.lossAndGrads: call broadcastWeights() first');
-    const total = indices.length;
-    const sizes = this.sliceSizes(total);
-    const seq = ++this.seq;
-    const active = sizes.map((b, r) => (b > 0 ? r : -1)).filter((r) => r >= 0);
-    const done = new Promise<void>((resolve, reject) => {
-      this.pending = { seq, step, remaining: active.length, resolve, reject };
-    });
-    let offset = 0;
-    sizes.forEach((b, r) => {
-      if (b > 0) {
-        const req: StepRequest = { seq, step, first: first + offset, total, indices: indices.slice(offset, offset + b), weightsVersion: this.weightsVersion };
-        this.threads[r].postMessage(req);
-      }
-      offset += b;
-    });
-    try {
-      await done;
-    } finally {
-      this.pending = null;
-    }
-
-    // Sum the weighted slot gradients, in worker order.
-    const count = flatSize(this.gradParams);
-    const sum = new Float32Array(count);
-    let loss = 0;
-    for (const r of active) {
-      if (Atomics.load(this.control, r) !== seq) throw new Error(`data-parallel worker ${r}: its gradient slot is not from request ${seq}`);
-      const slot = new Float32Array(this.grads, r * count * 4, count);
-      for (let i = 0; i < count; i++) sum[i] += slot[i];
-      loss += this.losses[r];
-    }
-    const grads = new Map<string, tf.Tensor>();
-    let at = 0;
-    for (const [name, v] of this.gradParams) {
-      grads.set(name, tf.tensor(sum.subarray(at, at + v.size), v.shape, 'float32'));
-      at += v.size;
-    }
-    return { loss: tf.scalar(loss), grads };
+    if (indices.length === 0) throw new Error('DataParallel.lossAndGrads: indices is empty');
+    return this.family === 'clip' ? this.contrastiveStep(indices, step) : this.slicedStep(indices, step, first);
   }
 
   /** Stops every worker (safe to call twice, and after a failure). */
@@ -345,7 +432,124 @@ export class DataParallel {
     await Promise.all(this.threads.map((w) => w.terminate()));
   }
 
-  private onDone(rank: number, seq: number, loss: number): void {
+  // ---- the two kinds of step
+
+  /** Diffusion, autoencoder: each worker's weighted slice loss and gradient, summed. */
+  private async slicedStep(indices: Int32Array, step: number, first: number): Promise<{ loss: L; grads: Map<string, tf.Tensor> }> {
+    const total = indices.length;
+    const seq = ++this.seq;
+    const active = await this.runPhase(seq, step, indices, (base, offset) => ({ ...base, kind: 'slice', first: first + offset }));
+    const parts = new Float64Array(this.losses[active[0]].length);
+    for (const r of active) this.losses[r].forEach((l, k) => (parts[k] += l));
+    const loss = this.family === 'autoencoder' ? tf.tensor1d(Float32Array.from(parts)) : tf.scalar(parts[0]);
+    return { loss: loss as L, grads: this.gradTensors(this.sumSlots(active, seq), null) };
+  }
+
+  /** CLIP: phases (a), (b), (c) of the header; the main thread computes the loss on the gathered embeddings. */
+  private async contrastiveStep(indices: Int32Array, step: number): Promise<{ loss: L; grads: Map<string, tf.Tensor> }> {
+    const clip = this.clip as Clip;
+    const captions = this.captions as readonly string[];
+    const total = indices.length;
+    const dim = clip.config.image.embedDim;
+    if (this.exchange === null || this.exchange.byteLength < 4 * total * dim * 4) this.exchange = new SharedArrayBuffer(4 * total * dim * 4);
+    const exchange = this.exchange;
+    const views = exchangeViews(exchange, total, dim);
+
+    // (a) every worker writes its rows of I and T.
+    const embedSeq = ++this.seq;
+    const active = await this.runPhase(embedSeq, step, indices, (base, offset) => ({ ...base, kind: 'embed', offset, exchange }));
+    for (const r of active) this.checkSeq(r, embedSeq);
+
+    // (b) the whole-batch loss and G = dL/dI, dL/dT (slice(): the tensors must not alias the shared rows).
+    const batchCaptions = Array.from(indices, (i) => captions[i]);
+    const image = tf.tensor2d(views.image.slice(), [total, dim]);
+    const text = tf.tensor2d(views.text.slice(), [total, dim]);
+    const targets = tf.tensor2d(duplicateCaptionTargets(batchCaptions), [total, total]);
+    let g: ClipEmbeddingGrads;
+    try {
+      g = clipEmbeddingGrads(clip, image, text, targets);
+    } finally {
+      tf.dispose([image, text, targets]);
+    }
+    try {
+      let dLogitScale: number;
+      try {
+        views.dImage.set(g.dImage.dataSync()); // sync point
+        views.dText.set(g.dText.dataSync());
+        dLogitScale = g.dLogitScale.dataSync()[0];
+      } finally {
+        tf.dispose([g.dImage, g.dText, g.dLogitScale]);
+      }
+
+      // (c) every worker writes its VJP into its slot.
+      const vjpSeq = ++this.seq;
+      Atomics.store(this.control, this.workers + 1, vjpSeq); // orders the G writes before the requests
+      await this.runPhase(vjpSeq, step, indices, (base, offset) => ({ ...base, kind: 'vjp', offset, exchange }));
+      const sum = this.sumSlots(active, vjpSeq);
+      return { loss: g.loss as tf.Tensor as L, grads: this.gradTensors(sum, { variable: clip.logitScale, grad: dLogitScale }) };
+    } catch (e) {
+      g.loss.dispose();
+      throw e;
+    }
+  }
+
+  // ---- helpers of the steps
+
+  /** Posts one request per worker with a non-empty slice and waits for all replies; returns those workers' ranks. */
+  private async runPhase(
+    seq: number,
+    step: number,
+    indices: Int32Array,
+    request: (base: RequestBase, offset: number) => StepRequest,
+  ): Promise<number[]> {
+    const total = indices.length;
+    const sizes = this.sliceSizes(total);
+    const active = sizes.map((b, r) => (b > 0 ? r : -1)).filter((r) => r >= 0);
+    const done = new Promise<void>((resolve, reject) => {
+      this.pending = { seq, step, remaining: active.length, resolve, reject };
+    });
+    let offset = 0;
+    sizes.forEach((b, r) => {
+      if (b > 0) this.threads[r].postMessage(request({ seq, step, total, indices: indices.slice(offset, offset + b), weightsVersion: this.weightsVersion }, offset));
+      offset += b;
+    });
+    try {
+      await done;
+    } finally {
+      this.pending = null;
+    }
+    return active;
+  }
+
+  private checkSeq(rank: number, seq: number): void {
+    if (Atomics.load(this.control, rank) !== seq) throw new Error(`data-parallel worker ${rank}: its shared output is not from request ${seq}`);
+  }
+
+  /** Sum of the active workers' gradient slots, in worker order. */
+  private sumSlots(active: readonly number[], seq: number): Float32Array {
+    const count = flatSize(this.gradParams);
+    const sum = new Float32Array(count);
+    for (const r of active) {
+      this.checkSeq(r, seq);
+      const slot = new Float32Array(this.grads, r * count * 4, count);
+      for (let i = 0; i < count; i++) sum[i] += slot[i];
+    }
+    return sum;
+  }
+
+  /** The flat gradient as tensors by name; `extra` is added to one scalar parameter's entry (CLIP's logit_scale). */
+  private gradTensors(sum: Float32Array, extra: { variable: tf.Variable; grad: number } | null): Map<string, tf.Tensor> {
+    const grads = new Map<string, tf.Tensor>();
+    let at = 0;
+    for (const [name, v] of this.gradParams) {
+      if (extra !== null && v === extra.variable) sum[at] += extra.grad;
+      grads.set(name, tf.tensor(sum.subarray(at, at + v.size), v.shape, 'float32'));
+      at += v.size;
+    }
+    return grads;
+  }
+
+  private onDone(rank: number, seq: number, loss: readonly number[]): void {
     const p = this.pending;
     if (p === null || p.seq !== seq) return;
     this.losses[rank] = loss;
@@ -364,9 +568,10 @@ export class DataParallel {
   }
 }
 
-/** Starts `workers` worker threads with replicas of `model` and waits until all are ready. */
-export async function startDataParallel(opts: DataParallelOptions): Promise<DataParallel> {
-  const pool = new DataParallel(opts);
+// ---------------------------------------------------------------- starting a pool
+
+async function start<L extends tf.Tensor>(spec: PoolSpec): Promise<DataParallel<L>> {
+  const pool = new DataParallel<L>(spec);
   try {
     await pool.whenReady();
   } catch (e) {
@@ -374,4 +579,64 @@ export async function startDataParallel(opts: DataParallelOptions): Promise<Data
     throw e;
   }
   return pool;
+}
+
+/** Starts `workers` worker threads with replicas of the diffusion `model` and waits until all are ready. */
+export async function startDataParallel(opts: DataParallelOptions): Promise<DataParallel<tf.Scalar>> {
+  let imageEmbeddings: ImageEmbeddingTable | null = null;
+  if (opts.imageEmbeddings !== undefined) {
+    const values = new Float32Array(new SharedArrayBuffer(opts.imageEmbeddings.values.length * 4));
+    values.set(opts.imageEmbeddings.values);
+    imageEmbeddings = { values, dim: opts.imageEmbeddings.dim };
+  }
+  return start<tf.Scalar>({
+    workers: opts.workers,
+    model: opts.model,
+    dataset: opts.dataset,
+    padTo: opts.padTo,
+    family: {
+      kind: 'diffusion',
+      unet: opts.model.config,
+      schedule: opts.schedule,
+      seed: opts.seed,
+      condDropProb: opts.condDropProb,
+      minSnrGamma: opts.minSnrGamma,
+      textStates: opts.textStates === undefined ? null : opts.textStates.toArrays(true),
+      lowRes: opts.lowRes ?? null,
+      imageEmbeddings,
+    },
+    clip: null,
+    fault: opts.fault,
+  });
+}
+
+/** Starts `workers` worker threads with replicas of the autoencoder `model`; lossAndGrads returns the parts [total, reconstruction, kl]. */
+export async function startAutoencoderDataParallel(opts: AutoencoderDataParallelOptions): Promise<DataParallel<tf.Tensor1D>> {
+  const c = opts.model.config;
+  checkImageShape('startAutoencoderDataParallel', opts.dataset, opts.padTo, c.sampleSize, c.inChannels);
+  return start<tf.Tensor1D>({
+    workers: opts.workers,
+    model: opts.model,
+    dataset: opts.dataset,
+    padTo: opts.padTo,
+    family: { kind: 'autoencoder', autoencoder: c, loss: { loss: opts.loss.loss, klWeight: opts.loss.klWeight, seed: opts.loss.seed } },
+    clip: null,
+    fault: opts.fault,
+  });
+}
+
+/** Starts `workers` worker threads with replicas of `clip` (the gradient-cache phases of the header); lossAndGrads returns the scalar loss. */
+export async function startClipDataParallel(opts: ClipDataParallelOptions): Promise<DataParallel<tf.Scalar>> {
+  const c = opts.clip.config.image;
+  if (opts.dataset.captions === null) throw new Error(`startClipDataParallel: the dataset '${opts.dataset.name}' has no captions`);
+  checkImageShape('startClipDataParallel', opts.dataset, opts.padTo, c.imageSize, c.inChannels);
+  return start<tf.Scalar>({
+    workers: opts.workers,
+    model: opts.clip,
+    dataset: opts.dataset,
+    padTo: opts.padTo,
+    family: { kind: 'clip', clip: opts.clip.config },
+    clip: opts.clip,
+    fault: opts.fault,
+  });
 }

@@ -46,10 +46,11 @@ import { AdamW } from './adamw';
 import { diffusionLoss, minSnrWeights } from './losses';
 import { conditionDropMask, dropLabels } from './cfgDropout';
 import { TrainConfig } from './trainConfig';
-import { GradientSource, LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
+import { LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
 import type { RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
-import { startDataParallel, DataParallel, WorkerFault } from './dataParallel';
+import { startDataParallel, WorkerFault } from './dataParallel';
+import { dataParallelSource } from './dataParallelSource';
 
 // ---------------------------------------------------------------- types
 
@@ -440,26 +441,6 @@ function diffusionFamily(opts: TrainDiffusionOptions, ctx: GradientContext, opti
       if (valEma.length > 0) series.push({ name: 'val loss (EMA)', xs: valEma.map((r) => r.step), ys: valEma.map((r) => r.valLossEma as number) });
       return { series, title: 'loss' };
     },
-  };
-}
-
-/**
- * Gradients from data-parallel workers: the family's iterator still draws each micro-batch
- * (only its indices travel: each worker builds its slice from shared memory).
- */
-export function dataParallelSource(pool: DataParallel, data: () => BatchIterator, micro: number): GradientSource {
-  return {
-    beginStep: () => pool.broadcastWeights(), // the workers' replicas take this step's weights
-    next: async (step, m) => {
-      const batch = data().next();
-      try {
-        return await pool.lossAndGrads(batch.indices, step, m * micro);
-      } finally {
-        disposeBatch(batch);
-      }
-    },
-    close: () => pool.close(),
-    description: `micro-batch ${micro} split ${pool.sliceSizes(micro).join(' + ')}`,
   };
 }
 

@@ -16,7 +16,7 @@ import * as path from 'path';
 import type { Module } from '../nn/module';
 import { saveModelWeights } from '../io/checkpointFile';
 import { saveLinePlot, PlotOptions, PlotSeries } from '../io/plot';
-import { loadTrainingState, saveTrainingState } from './checkpoint';
+import { loadTrainingState, readTrainingStateJson, saveTrainingState } from './checkpoint';
 import { decideRunStart, openMetricsLog, removeStaleTempFiles, startRun } from './runFolder';
 import type { MetricsLog, RunFiles, RunStartOptions, RunStore, TrainingFamily, TrainingState, WeightsMeta } from './runStore';
 
@@ -40,6 +40,10 @@ export class FolderRun implements RunStore {
 
   saveState(file: string, state: TrainingState, family: TrainingFamily): Promise<void> {
     return saveTrainingState(this.file(file), state, family);
+  }
+
+  readStateJson(file: string, family?: TrainingFamily): Promise<Record<string, unknown>> {
+    return readTrainingStateJson(this.file(file), family);
   }
 
   async saveWeights(file: string, module: Module, meta: WeightsMeta): Promise<void> {

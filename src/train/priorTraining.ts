@@ -26,8 +26,6 @@
  * as the image embedding (mean cos(text, image)). A prior that beats the
  * baseline has learned to map from the text side of CLIP space to the image side.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { keyedRng } from '../backend/random';
 import { fixedBatch } from '../data/batches';
@@ -37,16 +35,13 @@ import { DiffusionPrior, PriorConfig, PRIOR_CHECKPOINT_KIND, samplePriorEmbeddin
 import { Schedule } from '../schedule/schedule';
 import { qSample } from '../schedule/noising';
 import { trainingTarget } from '../schedule/parameterization';
-import { saveLinePlot } from '../io/plot';
 import { AdamW } from './adamw';
-import { copyWeights, EmaConfig, emaDecay, EMA_DEFAULTS, updateEma } from './ema';
-import { learningRate } from './lr';
+import { EmaConfig, EMA_DEFAULTS } from './ema';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
-import { loadTrainingState, saveTrainingState, stateTensorsWithPrefix } from './checkpoint';
-import { saveModelWeights } from '../io/checkpointFile';
-import { ProgressReporter, yieldToEventLoop } from './progress';
-import { openMetricsLog, removeStaleTempFiles, RunFiles, RunStartOptions, startRun } from './runFolder';
+import { LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
+import type { RunFiles, RunStore } from './runStore';
+import { FolderRun } from './folderRun';
 
 // ---------------------------------------------------------------- embedding pairs
 
@@ -253,7 +248,7 @@ export interface PriorMetricsRow {
   readonly val?: PriorValidation;
 }
 
-export interface TrainPriorOptions extends RunStartOptions {
+export interface TrainPriorOptions extends RunOptions<PriorMetricsRow> {
   readonly prior: DiffusionPrior;
   /** A second prior of the same config holding the EMA weights (saved in the checkpoint). */
   readonly ema: DiffusionPrior;
@@ -264,14 +259,10 @@ export interface TrainPriorOptions extends RunStartOptions {
   readonly config: PriorTrainConfig;
   /** Run folder: prior.safetensors, prior-state.safetensors, prior-metrics.jsonl, prior-loss.png. */
   readonly outDir: string;
+  /** Where the run's files go instead of outDir's folder (e.g. a MemoryRun); default new FolderRun(outDir). */
+  readonly store?: RunStore;
   /** Extra JSON stored with the weights' config, e.g. { clip: { file, config } } of the CLIP that made the pairs. */
   readonly checkpointConfig?: Record<string, unknown>;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: PriorMetricsRow) => void;
-  /** Stops cleanly after the current step, with a checkpoint. */
-  readonly signal?: AbortSignal;
-  readonly command?: string;
-  readonly isTTY?: boolean;
 }
 
 export interface TrainPriorResult {
@@ -396,10 +387,41 @@ function sameConfig(a: PriorConfig, b: PriorConfig): boolean {
 }
 
 
-// ---------------------------------------------------------------- the loop
+// ---------------------------------------------------------------- the family
+
+/** The loop's settings of a prior run. */
+function priorLoopConfig(cfg: PriorTrainConfig): LoopConfig {
+  return {
+    steps: cfg.steps, batchSize: cfg.batchSize, gradAccum: 1, seed: cfg.seed,
+    lr: cfg.lr, warmupSteps: cfg.warmupSteps, lrDecay: cfg.lrDecay, lrMinRatio: cfg.lrMinRatio, ema: cfg.ema,
+    logEvery: cfg.logEvery, checkpointEvery: cfg.checkpointEvery, valEvery: cfg.valEvery, valAtEnd: true,
+    sampleEvery: 0, snapshotEvery: 0, timeBudgetMinutes: null, workers: 1,
+  };
+}
+
+/** The loss and gradients of the pairs of `step` (all draws keyed by (seed, step, index in the batch)). */
+function priorStepGradients(opts: TrainPriorOptions, params: ReadonlyArray<[string, tf.Variable]>, order: PairOrder, step: number): StepGradients {
+  const { prior, schedule, pairs, config: cfg } = opts;
+  const B = cfg.batchSize;
+  const E = prior.config.embedDim;
+  const idx = order.indices(step);
+  const drop = conditionDropMask(cfg.seed, step, Int32Array.from({ length: B }, (_, j) => j), cfg.condDropProb);
+  const x0 = gatherRows(pairs.image, E, idx, prior.config.imageEmbedScale); // [B, E]
+  const text = gatherRows(pairs.text, E, idx); // [B, E]
+  const keep = tf.tensor2d(Float32Array.from(drop, (d) => 1 - d), [B, 1]);
+  const t = tf.tensor1d(trainingTimesteps(B, cfg.seed, step, schedule.timesteps), 'int32');
+  const noise = trainingNoise(B, E, cfg.seed, step);
+  try {
+    const { value, grads } = tf.variableGrads(() => priorLoss(prior, schedule, x0, text, keep, t, noise), params.map(([, v]) => v));
+    const names = new Map(params.map(([n, v]) => [v.name, n]));
+    return { loss: value, grads: new Map(Object.entries(grads).map(([vn, g]) => [names.get(vn) as string, g])) };
+  } finally {
+    tf.dispose([x0, text, keep, t, noise]);
+  }
+}
 
 export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorResult> {
-  const { prior, ema, schedule, config: cfg, outDir } = opts;
+  const { prior, ema, schedule, config: cfg } = opts;
   const log = opts.onLog ?? (() => undefined);
   const pairs = validatePairs(opts.pairs, 'trainPrior: pairs');
   const validation = opts.validation ?? null;
@@ -410,163 +432,42 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
     if (validation.embedDim !== E) throw new Error(`trainPrior: validation pairs have embedDim ${validation.embedDim}, the prior expects ${E}`);
   }
   if (!sameConfig(prior.config, ema.config)) throw new Error('trainPrior: the EMA prior must have the same config as the prior');
-  const T = schedule.timesteps;
-  const scale = prior.config.imageEmbedScale;
 
-  const resuming = startRun(outDir, PRIOR_RUN_FILES, opts, log);
-  fs.mkdirSync(outDir, { recursive: true });
-  removeStaleTempFiles(outDir, log);
-  const statePath = path.join(outDir, PRIOR_STATE_FILE);
-  const weightsPath = path.join(outDir, PRIOR_WEIGHTS_FILE);
-  const metricsPath = path.join(outDir, PRIOR_METRICS_FILE);
+  const store = opts.store ?? new FolderRun(opts.outDir);
   const params = prior.namedTrainableParameters();
-  const varNames = new Map(params.map(([n, v]) => [v.name, n]));
   const optimizer = new AdamW({ weightDecay: cfg.weightDecay, clipGradNorm: cfg.clipGradNorm });
-
-  // ---- init or resume
-  let startStep = 0;
-  try {
-    if (resuming) {
-      const state = await loadTrainingState(statePath, 'prior');
-      try {
-        const saved = state.json.config as PriorTrainConfig | undefined;
-        if (saved !== undefined && (saved.batchSize !== cfg.batchSize || saved.seed !== cfg.seed)) {
-          throw new Error(`${statePath}: saved with batch ${saved.batchSize} / seed ${saved.seed}, resumed with batch ${cfg.batchSize} / seed ${cfg.seed}: resume needs the same values`);
-        }
-        if (state.json.pairCount !== pairs.count) {
-          throw new Error(`${statePath}: saved with ${String(state.json.pairCount)} training pairs, resumed with ${pairs.count}: the batch order would differ`);
-        }
-        const pick = (prefix: string): Map<string, tf.Tensor> => stateTensorsWithPrefix(state, prefix);
-        prior.loadStateDict(pick('model.'), { source: statePath });
-        ema.loadStateDict(pick('ema.'), { source: statePath });
-        optimizer.loadState(Number(state.json.optimizerStep), pick('optim.'));
-        startStep = state.step;
-        log(`resumed from ${statePath} at step ${startStep}`);
-      } finally {
-        tf.dispose([...state.tensors.values()]);
-      }
-    } else {
-      copyWeights(ema, prior);
-    }
-  } catch (e) {
-    optimizer.dispose();
-    throw e;
-  }
-  // a resumed run keeps its rows up to startStep (a torn last line from a kill is dropped); a fresh one starts empty
-  const metrics = openMetricsLog<PriorMetricsRow>(metricsPath, startStep, startStep > 0, log);
   const order = new PairOrder(pairs.count, cfg.batchSize, cfg.seed);
-
-  const checkpoint = async (step: number): Promise<void> => {
-    const weightsConfig = { ...(opts.checkpointConfig ?? {}), prior: prior.config, schedule: schedule.config };
-    await saveModelWeights(weightsPath, ema, { kind: PRIOR_CHECKPOINT_KIND, config: weightsConfig, step, seed: cfg.seed, command: opts.command });
-    const tensors = new Map<string, tf.Tensor>();
-    for (const [n, v] of prior.namedParameters()) tensors.set(`model.${n}`, v);
-    for (const [n, v] of ema.namedParameters()) tensors.set(`ema.${n}`, v);
-    for (const [n, t] of optimizer.stateTensors()) tensors.set(`optim.${n}`, t);
-    await saveTrainingState(statePath, {
-      step,
-      tensors,
-      json: { optimizerStep: optimizer.stepCount, config: cfg, pairCount: pairs.count, checkpointConfig: weightsConfig },
-    }, 'prior');
+  const family: ModelFamily<PriorMetricsRow> = {
+    family: 'prior',
+    files: PRIOR_RUN_FILES,
+    model: prior,
+    ema,
+    optimizer,
+    params,
+    config: cfg,
+    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
+    checkResume: (json, where) => {
+      if (json.pairCount !== pairs.count) throw new Error(`${where}: saved with ${String(json.pairCount)} training pairs, resumed with ${pairs.count}: the batch order would differ`);
+    },
+    stateJson: () => ({ pairCount: pairs.count }),
+    weights: () => ({ kind: PRIOR_CHECKPOINT_KIND, config: { ...(opts.checkpointConfig ?? {}), prior: prior.config, schedule: schedule.config } }),
+    local: { next: (step) => priorStepGradients(opts, params, order, step) },
+    microBatch: cfg.batchSize,
+    validate: validation === null ? undefined : async (step) => {
+      const val = await validatePrior(ema, schedule, validation, { size: cfg.valSize, steps: cfg.valSteps, guidance: cfg.valGuidance, seed: `${cfg.seed}/val` });
+      log(`val at step ${step} (${val.count} pairs): cos(sampled, image) ${val.sampledCosine.toFixed(4)} vs baseline cos(text, image) ${val.textCosine.toFixed(4)}`);
+      return { val };
+    },
+    plot: (all) => ({
+      series: [{ name: 'prior loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }],
+      title: `diffusion prior loss (${prior.config.predictionType} prediction)`,
+    }),
+    throughput: 'pairsPerSec',
   };
-
-  const runValidation = async (): Promise<PriorValidation | null> => {
-    if (validation === null) return null;
-    return validatePrior(ema, schedule, validation, { size: cfg.valSize, steps: cfg.valSteps, guidance: cfg.valGuidance, seed: `${cfg.seed}/val` });
-  };
-
-  // ---- the loop
-  const progress = new ProgressReporter({ total: cfg.steps, startStep, onLine: log, isTTY: opts.isTTY ?? false });
-  const losses: number[] = [];
-  let pendingLosses: tf.Scalar[] = [];
-  let lastNorm: tf.Scalar | null = null;
-  let lastValidation: PriorValidation | null = null;
-  let windowStart = Date.now();
-  let windowPairs = 0;
-  const runStart = Date.now() - (metrics.resumedRows.length > 0 ? metrics.resumedRows[metrics.resumedRows.length - 1].wallSeconds * 1000 : 0);
-  let step = startStep;
-  let stoppedEarly = false;
   try {
-    while (step < cfg.steps) {
-      const lr = learningRate(step, { peak: cfg.lr, warmupSteps: cfg.warmupSteps, decay: cfg.lrDecay, totalSteps: cfg.steps, minRatio: cfg.lrMinRatio });
-      const B = cfg.batchSize;
-      const idx = order.indices(step);
-      const drop = conditionDropMask(cfg.seed, step, Int32Array.from({ length: B }, (_, j) => j), cfg.condDropProb);
-      const x0 = gatherRows(pairs.image, E, idx, scale); // [B, E]
-      const text = gatherRows(pairs.text, E, idx); // [B, E]
-      const keep = tf.tensor2d(Float32Array.from(drop, (d) => 1 - d), [B, 1]);
-      const t = tf.tensor1d(trainingTimesteps(B, cfg.seed, step, T), 'int32');
-      const noise = trainingNoise(B, E, cfg.seed, step);
-      try {
-        const { value, grads } = tf.variableGrads(() => priorLoss(prior, schedule, x0, text, keep, t, noise), params.map(([, v]) => v));
-        const named = new Map(Object.entries(grads).map(([vn, g]) => [varNames.get(vn) as string, g]));
-        lastNorm?.dispose();
-        lastNorm = optimizer.applyGradients(params, named, lr);
-        tf.dispose([...named.values()]);
-        pendingLosses.push(value);
-      } finally {
-        tf.dispose([x0, text, keep, t, noise]);
-      }
-      updateEma(ema, prior, emaDecay(step + 1, cfg.ema));
-      step += 1;
-      windowPairs += B;
-
-      if (step % cfg.logEvery === 0) await yieldToEventLoop(); // a pending Ctrl-C handler runs now, before the stop check
-      const atEnd = step === cfg.steps || (opts.signal?.aborted ?? false);
-      const doCheckpoint = step % cfg.checkpointEvery === 0 || atEnd;
-      const doVal = validation !== null && ((cfg.valEvery > 0 && step % cfg.valEvery === 0) || atEnd);
-      if (step % cfg.logEvery === 0 || doCheckpoint || doVal) {
-        // Sync point: read the losses of the steps since the last read.
-        const values = await Promise.all(pendingLosses.map(async (l) => (await l.data())[0]));
-        tf.dispose(pendingLosses);
-        pendingLosses = [];
-        const bad = values.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new Error(`prior loss became ${values[bad]} at step ${step - values.length + bad + 1}: training stopped. Lower the learning rate.`);
-        losses.push(...values);
-        const secs = (Date.now() - windowStart) / 1000;
-        let val: PriorValidation | null = null;
-        if (doVal) {
-          val = await runValidation();
-          lastValidation = val;
-          if (val !== null) log(`val at step ${step} (${val.count} pairs): cos(sampled, image) ${val.sampledCosine.toFixed(4)} vs baseline cos(text, image) ${val.textCosine.toFixed(4)}`);
-        }
-        const row: PriorMetricsRow = {
-          step,
-          loss: values[values.length - 1],
-          lr,
-          gradNorm: (await (lastNorm as tf.Scalar).data())[0],
-          pairsPerSec: windowPairs / Math.max(secs, 1e-9),
-          wallSeconds: (Date.now() - runStart) / 1000,
-          ...(val !== null ? { val } : {}),
-        };
-        metrics.append(row);
-        opts.onMetrics?.(row);
-        progress.update(step, { loss: row.loss, extra: { lr: row.lr.toExponential(2), 'pairs/s': row.pairsPerSec.toFixed(0) } });
-        windowStart = Date.now();
-        windowPairs = 0;
-      }
-      if (doCheckpoint || (opts.signal?.aborted ?? false)) await checkpoint(step);
-      if (opts.signal?.aborted && step < cfg.steps) {
-        log(`stopped at step ${step} (checkpoint written); resume with the same command and --resume`);
-        stoppedEarly = true;
-        break;
-      }
-    }
+    const result = await runTrainingLoop(family, priorLoopConfig(cfg), store, opts);
+    return { startStep: result.startStep, endStep: result.endStep, losses: result.losses, lastValidation: result.lastValidation?.val ?? null, stoppedEarly: result.stoppedEarly };
   } finally {
-    tf.dispose(pendingLosses);
-    lastNorm?.dispose();
     optimizer.dispose();
   }
-  progress.done();
-
-  const all = metrics.read(step);
-  if (all.length > 1) {
-    saveLinePlot(path.join(outDir, 'prior-loss.png'), [{ name: 'prior loss', xs: all.map((r) => r.step), ys: all.map((r) => r.loss) }], {
-      width: 640,
-      height: 400,
-      logY: true,
-      title: `diffusion prior loss (${prior.config.predictionType} prediction)`,
-    });
-  }
-  return { startStep, endStep: step, losses, lastValidation, stoppedEarly };
 }

@@ -101,6 +101,8 @@ export interface RunStore {
   /** The caller owns (disposes) the returned tensors. A state another family wrote is refused. */
   loadState(file: string, family: TrainingFamily): Promise<TrainingState>;
   saveState(file: string, state: TrainingState, family: TrainingFamily): Promise<void>;
+  /** The JSON part of a saved state alone (cheap checks before a resume does any work). */
+  readStateJson(file: string, family?: TrainingFamily): Promise<Record<string, unknown>>;
   saveWeights(file: string, module: Module, meta: WeightsMeta): Promise<void>;
   openMetrics<Row extends { readonly step: number }>(file: string, startStep: number, resumed: boolean, onWarn?: (message: string) => void): MetricsLog<Row>;
   savePlot(file: string, series: readonly PlotSeries[], options: PlotOptions): void;
@@ -173,6 +175,13 @@ export class MemoryRun implements RunStore {
     const copy = { step: state.step, tensors: cloneAll(state.tensors), json: JSON.parse(JSON.stringify(state.json)) as Record<string, unknown> };
     this.remove(file);
     this.states.set(file, { state: copy, family });
+  }
+
+  async readStateJson(file: string, family?: TrainingFamily): Promise<Record<string, unknown>> {
+    const s = this.states.get(file);
+    if (s === undefined) throw new Error(`${this.location}: no ${file}`);
+    if (family !== undefined && s.family !== family) throw new Error(`${this.location}/${file}: the training state of a ${s.family} run, resumed by the ${family} trainer`);
+    return JSON.parse(JSON.stringify(s.state.json)) as Record<string, unknown>;
   }
 
   async saveWeights(file: string, module: Module, meta: WeightsMeta): Promise<void> {
