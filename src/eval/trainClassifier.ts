@@ -22,7 +22,7 @@ import { DatasetSplit, ImageDataset } from '../data/dataset';
 import { DATASET_NAMES, loadDataset } from '../data/load';
 import { loadColoredMnist } from '../data/coloredMnist';
 import { AdamW } from '../train/adamw';
-import { LoopConfig, LoopRow, ModelFamily, runTrainingLoop } from '../train/loop';
+import { batchAndSeed, LoopConfig, LoopRow, ModelFamily, runTrainingLoop } from '../train/loop';
 import { MemoryRun } from '../train/runStore';
 import { Classifier, ClassifierConfig } from './classifier';
 
@@ -191,7 +191,7 @@ export async function trainClassifier(options: TrainClassifierOptions): Promise<
     optimizer,
     params,
     config: loop,
-    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
+    runIdentity: batchAndSeed,
     stateJson: () => ({ iterator: iterator.state() }),
     weights: () => ({ kind: 'classifier', config: model.config as unknown as Record<string, unknown> }),
     local: {

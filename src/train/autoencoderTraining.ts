@@ -43,7 +43,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../backend/random';
 import type { MemoryEstimate } from '../backend/memory';
-import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
+import { fixedBatch } from '../data/batches';
+import { disposeBatch, LoopBatches } from './loopBatches';
 import { ImageDataset } from '../data/dataset';
 import { Autoencoder, AutoencoderConfig, autoencoderConfig, autoencoderCheckpointConfig, AutoencoderCheckpointConfig, AUTOENCODER_KIND } from '../models/autoencoder';
 import { datasetSource } from '../eval/imageFolderStats';
@@ -270,10 +271,6 @@ export interface TrainAutoencoderResult {
   readonly memory: MemoryEstimate | null;
 }
 
-function disposeBatch(batch: Batch): void {
-  tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-}
-
 /** The loop's settings of an autoencoder run. */
 function autoencoderLoopConfig(cfg: AutoencoderTrainConfig): LoopConfig {
   return {
@@ -346,9 +343,7 @@ async function runAutoencoder(ctx: RunContext): Promise<TrainAutoencoderResult> 
   const params = model.namedTrainableParameters();
   const lossOptions = { loss: cfg.loss, klWeight: cfg.klWeight, seed: cfg.seed };
 
-  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  let iterator: BatchIterator | null = null;
-  const data = (): BatchIterator => (iterator ??= new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState }));
+  const batches = new LoopBatches(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo });
   log(`autoencoder: ${model.numParameters().toLocaleString('en-US')} parameters, ${size}x${size}x${ckptConfig.autoencoder.inChannels} -> ` +
     `${model.latentShape(1).slice(1).join('x')}; data: ${train.name} ${train.count} images ${train.height}x${train.width}x${train.channels}` +
     (ctx.resuming ? '; resuming: architecture options on the command line are ignored' : ''));
@@ -385,32 +380,13 @@ async function runAutoencoder(ctx: RunContext): Promise<TrainAutoencoderResult> 
     params,
     config: cfg,
     runIdentity: autoencoderRunIdentity,
-    restore: (json) => {
-      iteratorState = json.iterator as BatchIteratorState;
-    },
-    stateJson: () => ({ iterator: data().state() }),
+    restore: (json) => batches.restore(json),
+    stateJson: () => batches.stateJson(),
     weights: () => ({ kind: AUTOENCODER_KIND, config: ckptConfig as unknown as Record<string, unknown> }),
-    local: {
-      next: (step) => {
-        const batch = data().next();
-        try {
-          return autoencoderLossAndGrads(model, params, lossOptions, batch, step, 0);
-        } finally {
-          disposeBatch(batch);
-        }
-      },
-    },
-    startWorkers: async (workers) => dataParallelSource(await startAutoencoderDataParallel({ workers, model, dataset: train, padTo, loss: lossOptions }), data, cfg.batchSize),
+    local: { next: (step) => batches.withNext((batch) => autoencoderLossAndGrads(model, params, lossOptions, batch, step, 0)) },
+    startWorkers: async (workers) => dataParallelSource(await startAutoencoderDataParallel({ workers, model, dataset: train, padTo, loss: lossOptions }), batches, cfg.batchSize),
     microBatch: cfg.batchSize,
-    probe: (b) => {
-      const batch = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
-      try {
-        const { loss, grads } = autoencoderLossAndGrads(model, params, lossOptions, batch, 0, 0);
-        tf.dispose([loss, ...grads.values()]);
-      } finally {
-        disposeBatch(batch);
-      }
-    },
+    probe: (b) => batches.probe(b, (batch) => autoencoderLossAndGrads(model, params, lossOptions, batch, 0, 0)),
     rowFields: (parts) => ({ rec: parts[1], kl: parts[2] }),
     validate: async () => {
       if (opts.validation === null || valCount === 0) return null;

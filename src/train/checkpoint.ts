@@ -6,7 +6,6 @@
  * metadata key `state`. Written atomically (io/atomicWrite.ts): a kill mid-save leaves
  * the previous file. Model weights on disk: io/checkpointFile.ts.
  */
-import * as tf from '@tensorflow/tfjs';
 import { fromTfTensors, toTfTensors } from '../io/safetensors';
 import { CHECKPOINT_FORMAT_VERSION, parseCheckpointMetadata, TFJS_LAYOUT } from '../io/checkpoint';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensorsFile';

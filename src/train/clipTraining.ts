@@ -21,7 +21,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { Batch, BatchIterator, BatchIteratorState, fixedBatch } from '../data/batches';
+import { Batch } from '../data/batches';
+import { LoopBatches } from './loopBatches';
 import { ImageDataset } from '../data/dataset';
 import { loadDataset } from '../data/load';
 import { captionDataset, MNIST_CAPTION_THRESHOLDS, writeCaptionsFile, writeCaptionThresholdsFile, CIFAR10_SYNONYMS, FASHION_MNIST_SYNONYMS } from '../data/captions';
@@ -31,7 +32,7 @@ import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
 import { AdamW } from './adamw';
 import { readTrainingStateJson } from './checkpoint';
-import { checkSameRun, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
+import { batchAndSeed, checkSameRun, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
 import type { RunFiles, RunStartOptions, RunStore } from './runStore';
 import { decideRunStart } from './runFolder';
 import { FolderRun } from './folderRun';
@@ -151,9 +152,6 @@ export interface TrainClipResult {
 
 // ---------------------------------------------------------------- helpers
 
-/** What a resume must keep (the data order depends on them). */
-const clipRunIdentity = (c: Record<string, unknown>): Record<string, string | number> => ({ batch: c.batchSize as number, seed: c.seed as number });
-
 function formatEval(values: Record<string, number>): string {
   return Object.entries(values).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : String(v)}`).join(', ');
 }
@@ -208,10 +206,7 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
   const store = opts.store ?? new FolderRun(opts.outDir);
   const params = clip.namedTrainableParameters();
   const optimizer = new AdamW({ weightDecay: cfg.weightDecay, clipGradNorm: cfg.clipGradNorm });
-  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  let iterator: BatchIterator | null = null;
-  const data = (): BatchIterator => (iterator ??= new BatchIterator(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo, state: iteratorState }));
-  const disposeBatch = (batch: Batch): void => tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
+  const batches = new LoopBatches(train, { batchSize: cfg.batchSize, seed: cfg.seed, padTo });
   const family: ModelFamily<ClipMetricsRow> = {
     family: 'clip',
     files: CLIP_RUN_FILES,
@@ -220,33 +215,14 @@ export async function trainClip(opts: TrainClipOptions): Promise<TrainClipResult
     optimizer,
     params,
     config: cfg,
-    runIdentity: clipRunIdentity,
-    restore: (json) => {
-      iteratorState = json.iterator as BatchIteratorState;
-    },
-    stateJson: () => ({ iterator: data().state() }),
+    runIdentity: batchAndSeed,
+    restore: (json) => batches.restore(json),
+    stateJson: () => batches.stateJson(),
     weights: () => ({ kind: CLIP_CHECKPOINT_KIND, config: { ...(opts.checkpointConfig ?? {}), clip: clip.config } }),
-    local: {
-      next: () => {
-        const batch = data().next();
-        try {
-          return clipBatchLossAndGrads(clip, params, tokenizer, batch);
-        } finally {
-          disposeBatch(batch);
-        }
-      },
-    },
-    startWorkers: async (workers) => dataParallelSource(await startClipDataParallel({ workers, clip, dataset: train, padTo }), data, cfg.batchSize),
+    local: { next: () => batches.withNext((batch) => clipBatchLossAndGrads(clip, params, tokenizer, batch)) },
+    startWorkers: async (workers) => dataParallelSource(await startClipDataParallel({ workers, clip, dataset: train, padTo }), batches, cfg.batchSize),
     microBatch: cfg.batchSize,
-    probe: (b) => {
-      const batch = fixedBatch(train, Array.from({ length: b }, (_, i) => i), { padTo });
-      try {
-        const { loss, grads } = clipBatchLossAndGrads(clip, params, tokenizer, batch);
-        tf.dispose([loss, ...grads.values()]);
-      } finally {
-        disposeBatch(batch);
-      }
-    },
+    probe: (b) => batches.probe(b, (batch) => clipBatchLossAndGrads(clip, params, tokenizer, batch)),
     logFields: async () => {
       const scale = clip.scale();
       const logitScale = (await scale.data())[0];
@@ -332,7 +308,7 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
   if (decideRunStart(opts.outDir, CLIP_RUN_FILES, opts)) {
     const statePath = path.join(opts.outDir, CLIP_STATE_FILE);
     const saved = (await readTrainingStateJson(statePath)).config as Record<string, unknown> | undefined;
-    if (saved !== undefined) checkSameRun(clipRunIdentity(saved), clipRunIdentity(cfg as unknown as Record<string, unknown>), statePath);
+    if (saved !== undefined) checkSameRun(batchAndSeed(saved), batchAndSeed(cfg as unknown as Record<string, unknown>), statePath);
   }
   const evalLimit = opts.evalLimit ?? 1000;
   fs.mkdirSync(opts.outDir, { recursive: true });

@@ -436,7 +436,6 @@ export class DataParallel<L extends tf.Tensor = tf.Tensor> {
 
   /** Diffusion, autoencoder: each worker's weighted slice loss and gradient, summed. */
   private async slicedStep(indices: Int32Array, step: number, first: number): Promise<{ loss: L; grads: Map<string, tf.Tensor> }> {
-    const total = indices.length;
     const seq = ++this.seq;
     const active = await this.runPhase(seq, step, indices, (base, offset) => ({ ...base, kind: 'slice', first: first + offset }));
     const parts = new Float64Array(this.losses[active[0]].length);

@@ -5,26 +5,15 @@
  * shared memory.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, BatchIterator } from '../data/batches';
 import type { DataParallel } from './dataParallel';
 import type { GradientSource } from './loop';
+import type { LoopBatches } from './loopBatches';
 
-function disposeBatch(batch: Batch): void {
-  tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-}
-
-/** Gradients of micro-batch m of a step ([m * micro, (m + 1) * micro) of its examples) from `pool`. */
-export function dataParallelSource(pool: DataParallel<tf.Tensor>, data: () => BatchIterator, micro: number): GradientSource {
+/** Gradients of micro-batch m of a step (examples [m * micro, (m + 1) * micro) of the step) from `pool`. */
+export function dataParallelSource(pool: DataParallel<tf.Tensor>, batches: LoopBatches, micro: number): GradientSource {
   return {
     beginStep: () => pool.broadcastWeights(), // the workers' replicas take this step's weights
-    next: async (step, m) => {
-      const batch = data().next();
-      try {
-        return await pool.lossAndGrads(batch.indices, step, m * micro);
-      } finally {
-        disposeBatch(batch);
-      }
-    },
+    next: (step, m) => batches.withNext((batch) => pool.lossAndGrads(batch.indices, step, m * micro)),
     close: () => pool.close(),
     description: `micro-batch ${micro} split ${pool.sliceSizes(micro).join(' + ')}`,
   };

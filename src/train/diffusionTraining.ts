@@ -33,7 +33,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { keyedRng } from '../backend/random';
-import { BatchIterator, BatchIteratorState, fixedBatch, Batch } from '../data/batches';
+import { fixedBatch, Batch } from '../data/batches';
 import { ImageDataset } from '../data/dataset';
 import { UNet } from '../models/unet';
 import { CaptionStateCache, NULL_PROMPT } from '../models/textEncoder';
@@ -46,7 +46,8 @@ import { AdamW } from './adamw';
 import { diffusionLoss, minSnrWeights } from './losses';
 import { conditionDropMask, dropLabels } from './cfgDropout';
 import { TrainConfig } from './trainConfig';
-import { LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
+import { batchAndSeed, LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
+import { disposeBatch, LoopBatches } from './loopBatches';
 import type { RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
 import { startDataParallel, WorkerFault } from './dataParallel';
@@ -367,17 +368,11 @@ function validationLoss(net: UNet, opts: TrainDiffusionOptions, ctx: GradientCon
   return total / valCount;
 }
 
-function disposeBatch(batch: Batch): void {
-  tf.dispose([batch.x, ...(batch.labels ? [batch.labels] : [])]);
-}
-
 /** The UNet as a model family of the one loop (./loop.ts). */
 function diffusionFamily(opts: TrainDiffusionOptions, ctx: GradientContext, optimizer: AdamW, store: RunStore, padTo: number | undefined): ModelFamily<MetricsRow> {
   const { model, ema, config: cfg } = opts;
   const micro = cfg.batchSize / cfg.gradAccum;
-  let iteratorState: BatchIteratorState = { epoch: 0, position: 0 };
-  let iterator: BatchIterator | null = null;
-  const data = (): BatchIterator => (iterator ??= new BatchIterator(opts.train, { batchSize: micro, seed: cfg.seed, padTo, state: iteratorState }));
+  const batches = new LoopBatches(opts.train, { batchSize: micro, seed: cfg.seed, padTo });
   const weightsConfig = (): Record<string, unknown> => ({ ...opts.checkpointConfig, unet: model.config });
   const validation = opts.validation;
   const needsValidationEmbeddings = model.config.imageEmbeddingDim !== null && opts.validationImageEmbeddings === undefined;
@@ -391,40 +386,21 @@ function diffusionFamily(opts: TrainDiffusionOptions, ctx: GradientContext, opti
     optimizer,
     params: ctx.params,
     config: cfg,
-    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
-    restore: (json) => {
-      iteratorState = json.iterator as BatchIteratorState;
-    },
-    stateJson: () => ({ iterator: data().state() }),
+    runIdentity: batchAndSeed,
+    restore: (json) => batches.restore(json),
+    stateJson: () => batches.stateJson(),
     weights: () => ({ kind: 'unet', config: weightsConfig() }),
-    local: {
-      next: (step, m) => {
-        const batch = data().next();
-        try {
-          return lossAndGrads(ctx, batch, step, m * micro);
-        } finally {
-          disposeBatch(batch);
-        }
-      },
-    },
+    local: { next: (step, m) => batches.withNext((batch) => lossAndGrads(ctx, batch, step, m * micro)) },
     startWorkers: async (workers) => {
       const pool = await startDataParallel({
         workers, model, schedule: opts.schedule, dataset: opts.train, padTo, seed: cfg.seed, condDropProb: cfg.condDropProb,
         minSnrGamma: cfg.minSnrGamma, textStates: ctx.textStates ?? undefined, lowRes: ctx.lowRes ?? undefined,
         imageEmbeddings: ctx.imageEmbeddings ?? undefined, fault: opts.workerFault,
       });
-      return dataParallelSource(pool, data, micro);
+      return dataParallelSource(pool, batches, micro);
     },
     microBatch: micro,
-    probe: (b) => {
-      const batch = fixedBatch(opts.train, Array.from({ length: b }, (_, i) => i), { padTo });
-      try {
-        const { loss, grads } = lossAndGrads(ctx, batch, 0, 0);
-        tf.dispose([loss, ...grads.values()]);
-      } finally {
-        disposeBatch(batch);
-      }
-    },
+    probe: (b) => batches.probe(b, (batch) => lossAndGrads(ctx, batch, 0, 0)),
     validate: async () => (valCount === 0 ? null : {
       valLoss: validationLoss(model, opts, ctx, valCount, micro, padTo),
       valLossEma: validationLoss(ema, opts, ctx, valCount, micro, padTo),

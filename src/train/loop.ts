@@ -201,6 +201,11 @@ export function checkSameRun(saved: Record<string, string | number>, current: Re
   if (differs) throw new Error(`${where}: saved with ${describeIdentity(saved)}, resumed with ${describeIdentity(current)}: resume needs the same values`);
 }
 
+/** The run identity of most families: the data order depends on the batch size and the seed. */
+export function batchAndSeed(config: Record<string, unknown>): Record<string, string | number> {
+  return { batch: config.batchSize as number, seed: config.seed as number };
+}
+
 /** Loads model, EMA, optimiser and data position from a state; returns its step. */
 function restoreState<Row extends LoopRow>(f: ModelFamily<Row>, state: TrainingState, where: string): number {
   const saved = state.json.config as Record<string, unknown> | undefined;

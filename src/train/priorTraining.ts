@@ -39,7 +39,7 @@ import { AdamW } from './adamw';
 import { EmaConfig, EMA_DEFAULTS } from './ema';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
-import { LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
+import { batchAndSeed, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
 import type { RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
 
@@ -445,7 +445,7 @@ export async function trainPrior(opts: TrainPriorOptions): Promise<TrainPriorRes
     optimizer,
     params,
     config: cfg,
-    runIdentity: (c) => ({ batch: c.batchSize as number, seed: c.seed as number }),
+    runIdentity: batchAndSeed,
     checkResume: (json, where) => {
       if (json.pairCount !== pairs.count) throw new Error(`${where}: saved with ${String(json.pairCount)} training pairs, resumed with ${pairs.count}: the batch order would differ`);
     },
