@@ -70,4 +70,21 @@ describe('train CLI: kill and resume', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--label 'green-star' is not a class of this model; classes: 0=0, 1=1/);
   }, 300000);
+
+  it('SIGTERM ends a run like Ctrl-C: the step finishes, a checkpoint is written, exit 0', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-diffusion-cli-term-'));
+    const out = path.join(tmp, 'run');
+    const args = trainArgs(out).map((a, i, all) => (all[i - 1] === '--steps' ? '400' : all[i - 1] === '--checkpoint-every' ? '400' : a));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitForStep(out, 3, child, 90000);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(stderr).toMatch(/SIGTERM: finishing this step and writing a checkpoint/);
+    expect(stderr).toMatch(/stopped at step \d+ \(checkpoint written\)/);
+    expect(code).toBe(0);
+    expect(fs.existsSync(path.join(out, 'state.safetensors'))).toBe(true);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }, 300000);
 });
