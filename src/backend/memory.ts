@@ -74,3 +74,13 @@ export function assertBatchFits(est: MemoryEstimate, batch: number, backendName:
     );
   }
 }
+
+/** One line about what a step at `batch` needs and what fits the usable wasm heap. */
+export function describeMemory(est: MemoryEstimate, batch: number): string {
+  const limit = WASM_HEAP_LIMIT_BYTES * WASM_USABLE_FRACTION;
+  const fit = maxBatchThatFits(est, limit);
+  return `a step at micro-batch ${batch} needs about ${(predictPeakBytes(est, batch) / MB).toFixed(1)} MB of tensor memory ` +
+    `(${(est.fixedBytes / MB).toFixed(1)} MB fixed + ${(est.perExampleBytes / MB).toFixed(2)} MB per example, measured at batches ` +
+    `${est.probes.map((p) => p.batch).join(' and ')}); the wasm heap holds ${(limit / MB).toFixed(0)} MB safely: ` +
+    `${Number.isFinite(fit) ? `micro-batches up to ${fit}` : 'any micro-batch'}`;
+}

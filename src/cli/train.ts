@@ -56,6 +56,7 @@ interface TrainArgs extends BackendArgs {
   'grid-guidance': number;
   seed: number;
   profile: boolean;
+  'dry-run': boolean;
 }
 
 /** Every core for data-parallel workers (measured fastest: BENCHMARKS.md), unless the wasm threads already use them. */
@@ -113,7 +114,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('grid-steps', { type: 'number', default: 20 })
       .option('grid-guidance', { type: 'number', default: 1.5 })
       .option('seed', { type: 'number', default: 0 })
-      .option('profile', { type: 'boolean', default: false, describe: 'before training, print the ten most expensive kernels of one step' }) as never,
+      .option('profile', { type: 'boolean', default: false, describe: 'before training, print the ten most expensive kernels of one step' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'check the run (folder, resume, memory), print the resolved config and the memory estimate of a step, and exit without training or writing anything' }) as never,
   handler: async (args) => {
     const workers = args.workers ?? defaultWorkers(args.threads, args.batch / args['grad-accum']);
     validateWorkers(workers, args.threads); // before loading anything
@@ -175,8 +177,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           command: commandLine(),
           isTTY: process.stderr.isTTY === true,
           profile: args.profile,
+          dryRun: args['dry-run'],
         });
         stop.release();
+        if (args['dry-run']) return;
         process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out} (sample --pipeline ${args.out} --prompt "...")\n`);
         return;
       }
@@ -203,8 +207,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
         profile: args.profile,
+        dryRun: args['dry-run'],
       });
       stop.release();
+      if (args['dry-run']) return;
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; pipeline folder: ${args.out}\n`);
     });
   },

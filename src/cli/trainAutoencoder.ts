@@ -49,6 +49,7 @@ interface TrainAutoencoderArgs extends BackendArgs {
   features?: string;
   seed: number;
   workers: number;
+  'dry-run': boolean;
 }
 
 const D = AUTOENCODER_TRAIN_DEFAULTS;
@@ -88,6 +89,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
       .option('eval-images', { type: 'number', default: 2000, describe: 'test images for the final report (0 = skip)' })
       .option('features', { type: 'string', describe: 'feature extractor for reconstruction FID in the final report, e.g. mnist' })
       .option('seed', { type: 'number', default: D.seed })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'check the run (folder, resume, memory), print the resolved config and the memory estimate of a step, and exit without training or writing anything' })
       .option('workers', { type: 'number', default: D.workers, describe: 'data-parallel worker threads, each a single-thread wasm backend computing a slice of every batch (same training; workers x threads <= cores)' }) as never,
   handler: async (args) => {
     validateWorkers(args.workers, args.threads); // before loading anything
@@ -139,8 +141,10 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
         signal: controller.signal,
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
+        dryRun: args['dry-run'],
       });
       stop.release();
+      if (args['dry-run']) return;
       const file = path.join(args.out, WEIGHTS_FILE);
       process.stdout.write(`trained steps ${result.startStep}..${result.endStep}; weights: ${file}` +
         `${result.config.scaleFactor === null ? '' : `; latent scale factor ${result.config.scaleFactor.toPrecision(5)}`}\n`);

@@ -33,6 +33,7 @@ interface TrainClipArgs extends BackendArgs {
   'checkpoint-every': number;
   seed: number;
   workers: number;
+  'dry-run': boolean;
 }
 
 export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
@@ -65,6 +66,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
       .option('eval-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.evalEvery, describe: 'evaluation every N steps (0 = at the end only)' })
       .option('checkpoint-every', { type: 'number', default: CLIP_TRAIN_DEFAULTS.checkpointEvery })
       .option('seed', { type: 'number', default: 0, describe: 'seed of captions, colours, weights and batch order' })
+      .option('dry-run', { type: 'boolean', default: false, describe: 'check the run (folder, resume, memory), print the resolved config and the memory estimate of a step, and exit without training or writing anything' })
       .option('workers', { type: 'number', default: 1, describe: 'data-parallel worker threads, each a single-thread wasm backend embedding a slice of every batch (the loss still takes its negatives from the whole batch; workers x threads <= cores)' }) as never,
   handler: async (args) => {
     validateWorkers(args.workers, args.threads); // before loading anything
@@ -113,9 +115,11 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
         signal: controller.signal,
         command: commandLine(),
         isTTY: process.stderr.isTTY === true,
+        dryRun: args['dry-run'],
       });
       stop.release();
       result.clip.dispose();
+      if (args['dry-run']) return;
       const evalText = result.lastEval === null ? '' : `; final eval: ${Object.entries(result.lastEval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`;
       process.stdout.write(`trained CLIP steps ${result.startStep}..${result.endStep}${evalText}; weights: ${args.out}/clip.safetensors\n`);
     });

@@ -6,7 +6,8 @@
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, RunStartOptions } from '../train/runFolder';
+import { decideRunStart } from '../train/runFolder';
+import { RunOptions, runOptionsOf } from '../train/loop';
 import { DIFFUSION_RUN_FILES } from '../train/diffusionTraining';
 import { Rng } from '../backend/random';
 import { loadDataset, DatasetName } from '../data/load';
@@ -25,7 +26,7 @@ import { writePipelineManifest } from '../io/pipeline';
 import { SamplerName } from '../sample/types';
 import { generate, PixelCheckpointConfig, pixelCheckpointConfig } from '../pipelines/pixelDiffusion';
 
-export interface PixelTrainingOptions extends RunStartOptions {
+export interface PixelTrainingOptions extends RunOptions<MetricsRow> {
   readonly dataset: DatasetName;
   readonly dataDir?: string;
   /** Use only the first n training images. */
@@ -41,13 +42,6 @@ export interface PixelTrainingOptions extends RunStartOptions {
   readonly outDir: string;
   /** Sampler used for the periodic grids. */
   readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perClass: number };
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: MetricsRow) => void;
-  readonly signal?: AbortSignal;
-  readonly command?: string;
-  readonly isTTY?: boolean;
-  /** Profile one step before training and log the top kernels. */
-  readonly profile?: boolean;
 }
 
 /** The dataset's class names; labels without names (e.g. an image folder) are named by their ids. */
@@ -128,17 +122,12 @@ export async function trainPixelDiffusion(opts: PixelTrainingOptions): Promise<T
       validation,
       config: cfg,
       outDir: opts.outDir,
-      resume: opts.resume,
-      overwrite: opts.overwrite,
+      ...runOptionsOf(opts),
+      onLog: log,
       checkpointConfig: { schedule: config.schedule, dataset: config.dataset, classNames: config.classNames, imageSize: config.imageSize },
       onSample,
-      onLog: log,
-      onMetrics: opts.onMetrics,
-      signal: opts.signal,
-      command: opts.command,
-      isTTY: opts.isTTY,
-      profile: opts.profile,
     });
+    if (opts.dryRun === true) return { ...result, config };
     await writePipelineManifest(opts.outDir, {
       design: 'pixel',
       parts: { unet: { file: WEIGHTS_FILE, kind: 'unet', description: `EMA weights, ${config.dataset}, step ${result.endStep}` } },

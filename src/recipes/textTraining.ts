@@ -32,10 +32,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, RunStartOptions } from '../train/runFolder';
+import { decideRunStart } from '../train/runFolder';
+import { RunOptions, runOptionsOf } from '../train/loop';
 import { DIFFUSION_RUN_FILES } from '../train/diffusionTraining';
 import { Rng } from '../backend/random';
-import { ImageDataset } from '../data/dataset';
+import { ImageDataset, takeFirst } from '../data/dataset';
 import { downsampleDataset } from '../data/resize';
 import { fixedBatch } from '../data/batches';
 import { CaptionedDatasetName, loadCaptionedDataset } from '../data/captioned';
@@ -61,7 +62,7 @@ import { PipelinePart } from '../io/pipelineManifest';
 import { writeFileAtomic } from '../io/atomicWrite';
 import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
-import { cachedLatentDataset } from './latentData';
+import { encodeLatentDataset, cachedLatentDataset } from './latentData';
 import { FrozenTextEncoder } from '../pipelines/textConditioning';
 import { loadTextEncoder, saveTextEncoder } from '../node/pipelineParts';
 import {
@@ -77,7 +78,7 @@ export type TrainingStage =
   | { readonly kind: 'base'; /** Side reduction of the data (2: 32x32 padded MNIST -> 16x16). */ readonly factor: number }
   | { readonly kind: 'super-resolution'; readonly lowRes: Partial<LowResConfig> };
 
-export interface TextTrainingOptions extends RunStartOptions {
+export interface TextTrainingOptions extends RunOptions<MetricsRow> {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -104,14 +105,7 @@ export interface TextTrainingOptions extends RunStartOptions {
   readonly gridSampler: { sampler: SamplerName; steps: number; guidance: number; perPrompt: number; augLevel?: number };
   /** Train a cascade stage (default: a single-stage model of the data at its size). */
   readonly stage?: TrainingStage;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: MetricsRow) => void;
-  readonly signal?: AbortSignal;
-  /** Wall-clock end (ms since the epoch) of a shared time budget: ends training like a time budget (see TrainDiffusionOptions). */
-  readonly deadline?: number;
-  readonly command?: string;
-  readonly isTTY?: boolean;
-  readonly profile?: boolean;
+
 }
 
 /** Copies a file atomically (write to a temporary name, then rename). */
@@ -147,6 +141,9 @@ async function savedCheckpointConfig(statePath: string): Promise<TextUNetCheckpo
   return textUNetCheckpointConfig(state.json.checkpointConfig, statePath);
 }
 
+/** Images a latent dry run encodes (its memory probe reads the first two). */
+const DRY_RUN_IMAGES = 8;
+
 export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<TrainResult & { config: TextUNetCheckpointConfig }> {
   const log = opts.onLog ?? (() => undefined);
   const cfg = trainConfig(opts.train);
@@ -156,7 +153,8 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
   // --autoencoder is refused with the run folder (itself a pipeline) untouched.
   const statePath = path.join(opts.outDir, STATE_FILE);
   const savedConfig = resuming ? await savedCheckpointConfig(statePath) : null;
-  fs.mkdirSync(opts.outDir, { recursive: true });
+  const dryRun = opts.dryRun === true;
+  if (!dryRun) fs.mkdirSync(opts.outDir, { recursive: true });
 
   // ---- data and captions (seeded by the run's seed)
   const pixels = loadCaptionedDataset(opts.dataset, 'train', { seed: cfg.seed, attributes: opts.attributes, limit: opts.limit, dataDir: opts.dataDir });
@@ -171,7 +169,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
   const stageOption = opts.stage;
   if (stageOption !== undefined && opts.space !== 'pixel') throw new Error(`trainTextDiffusion: cascade stages work in pixel space, got space '${opts.space}'`);
   const trainCaptions = pixels.captions as string[];
-  writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), trainCaptions);
+  if (!dryRun) writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), trainCaptions);
   log(`${pixels.name}: ${pixels.count} captioned images ${pixels.height}x${pixels.width}x${pixels.channels}, ${new Set(trainCaptions).size} distinct captions, e.g. "${trainCaptions[0]}"`);
 
   // ---- the frozen text encoder, shipped with the run
@@ -184,7 +182,7 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
     if (savedConfig !== null && JSON.stringify(savedConfig.textEncoder) !== JSON.stringify(text.config)) {
       throw new Error(`${opts.textEncoder}: not the text encoder this run was started with (resume needs the same --text-encoder)`);
     }
-    await saveTextEncoder(path.join(opts.outDir, TEXT_ENCODER_FILE), text, { command: opts.command });
+    if (!dryRun) await saveTextEncoder(path.join(opts.outDir, TEXT_ENCODER_FILE), text, { command: opts.command });
     log(`text encoder: ${text.encoder.numParameters().toLocaleString('en-US')} parameters (frozen) from ${opts.textEncoder}; ` +
       `${text.tokenizer.maxLength} tokens, vocabulary ${text.tokenizer.vocabSize}`);
 
@@ -211,9 +209,11 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       if (savedConfig !== null && savedConfig.latentScaleFactor !== scaleFactor) {
         throw new Error(`${opts.autoencoder}: scale factor ${scaleFactor}, the run was started with ${savedConfig.latentScaleFactor} (resume needs the same autoencoder)`);
       }
-      await copyFileAtomic(opts.autoencoder, path.join(opts.outDir, AUTOENCODER_FILE));
-      const encode = (d: ImageDataset, file: string): Promise<ImageDataset> =>
-        cachedLatentDataset(path.join(opts.outDir, file), opts.autoencoder as string, autoencoder as Autoencoder, d, {
+      if (!dryRun) await copyFileAtomic(opts.autoencoder, path.join(opts.outDir, AUTOENCODER_FILE));
+      // A dry run needs only the examples its memory probe reads: it encodes a few, uncached.
+      const encode = (d: ImageDataset, file: string): Promise<ImageDataset> => dryRun
+        ? encodeLatentDataset(autoencoder as Autoencoder, takeFirst(d, DRY_RUN_IMAGES), { scaleFactor: scaleFactor as number })
+        : cachedLatentDataset(path.join(opts.outDir, file), opts.autoencoder as string, autoencoder as Autoencoder, d, {
           scaleFactor: scaleFactor as number,
           onLog: log,
           onProgress: (done, total) => {
@@ -314,8 +314,8 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       validation,
       config: cfg,
       outDir: opts.outDir,
-      resume: opts.resume,
-      overwrite: opts.overwrite,
+      ...runOptionsOf(opts),
+      onLog: log,
       checkpointConfig: {
         schedule: config.schedule,
         dataset: config.dataset,
@@ -330,14 +330,8 @@ export async function trainTextDiffusion(opts: TextTrainingOptions): Promise<Tra
       textStates,
       lowRes: lowRes ?? undefined,
       onSample,
-      onLog: log,
-      onMetrics: opts.onMetrics,
-      signal: opts.signal,
-      deadline: opts.deadline,
-      command: opts.command,
-      isTTY: opts.isTTY,
-      profile: opts.profile,
     });
+    if (dryRun) return { ...result, config };
     if (stage.kind === 'super-resolution') {
       log(`super-resolution stage: ${opts.outDir} has no pipeline.json; ship it with its base stage as a cascade (writeCascadePipeline)`);
       return { ...result, config };

@@ -178,7 +178,7 @@ export const STATE_FILE = 'state.safetensors';
 export const WEIGHTS_FILE = 'autoencoder.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 /** What an autoencoder run folder holds that a new run would replace. */
-export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png'], dirs: ['samples'] };
+export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png', 'run.json'], dirs: ['samples'], config: 'run.json' };
 
 
 // ---------------------------------------------------------------- loss and helpers
@@ -412,7 +412,7 @@ async function runAutoencoder(ctx: RunContext): Promise<TrainAutoencoderResult> 
 
   // ---- latent scale factor of the finished model, into the weights' metadata
   let latentScale: LatentScale | null = null;
-  const weightsPath = store.path(WEIGHTS_FILE);
+  const weightsPath = opts.dryRun === true ? null : store.path(WEIGHTS_FILE);
   if (!result.stoppedEarly && result.endStep === cfg.steps && cfg.scaleImages > 0 && weightsPath !== null) {
     latentScale = await computeLatentScale(shipped, train, { count: cfg.scaleImages, seed: cfg.seed });
     await saveScaleFactor(weightsPath, latentScale.scaleFactor);

@@ -32,7 +32,7 @@ import { ByteTokenizer, learnBpeMerges } from '../models/tokenizer';
 import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/clipScore';
 import { AdamW } from './adamw';
 import { readTrainingStateJson } from './checkpoint';
-import { batchAndSeed, checkSameRun, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
+import { batchAndSeed, checkSameRun, LoopConfig, ModelFamily, RunOptions, runOptionsOf, runTrainingLoop, StepGradients } from './loop';
 import type { RunFiles, RunStartOptions, RunStore } from './runStore';
 import { decideRunStart } from './runFolder';
 import { FolderRun } from './folderRun';
@@ -110,7 +110,7 @@ export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
 export const CLIP_STATE_FILE = 'clip-state.safetensors';
 export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
 /** What a CLIP run folder holds that a new run would replace. */
-export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, weights: CLIP_WEIGHTS_FILE, logs: [CLIP_METRICS_FILE, 'clip-loss.png'] };
+export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, weights: CLIP_WEIGHTS_FILE, logs: [CLIP_METRICS_FILE, 'clip-loss.png', 'clip-run.json'], config: 'clip-run.json' };
 
 export interface ClipMetricsRow {
   readonly step: number;
@@ -254,7 +254,7 @@ export type ClipDatasetName = (typeof CLIP_DATASETS)[number];
 /** Default cap on BPE merges for trainClipOnDataset. */
 export const DEFAULT_BPE_MERGES = 1000;
 
-export interface ClipRecipeOptions extends RunStartOptions {
+export interface ClipRecipeOptions extends RunOptions<ClipMetricsRow> {
   readonly dataset: ClipDatasetName;
   /** Folder of cifar10 (required) or fashion-mnist (optional). */
   readonly dataDir?: string;
@@ -281,10 +281,6 @@ export interface ClipRecipeOptions extends RunStartOptions {
   readonly clip: ClipConfigPartial;
   readonly train: Partial<ClipTrainConfig>;
   readonly outDir: string;
-  readonly onLog?: (line: string) => void;
-  readonly signal?: AbortSignal;
-  readonly command?: string;
-  readonly isTTY?: boolean;
 }
 
 /** Zero-shot prompt per class for the class-name datasets: "a photo of {first synonym}". */
@@ -311,7 +307,8 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
     if (saved !== undefined) checkSameRun(batchAndSeed(saved), batchAndSeed(cfg as unknown as Record<string, unknown>), statePath);
   }
   const evalLimit = opts.evalLimit ?? 1000;
-  fs.mkdirSync(opts.outDir, { recursive: true });
+  const dryRun = opts.dryRun === true; // writes nothing
+  if (!dryRun) fs.mkdirSync(opts.outDir, { recursive: true });
 
   let train: ImageDataset;
   let evaluate: (clip: Clip) => Promise<Record<string, number>>;
@@ -342,12 +339,12 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
     // Thresholds from all 60k training digits, also with --limit (so captions do not depend on the limit).
     const thresholds = name === 'mnist' && opts.attributes ? MNIST_CAPTION_THRESHOLDS : undefined;
     train = captionDataset(rawTrain, { seed: cfg.seed, attributes: opts.attributes, thresholds });
-    if (thresholds !== undefined) writeCaptionThresholdsFile(path.join(opts.outDir, 'caption-thresholds.json'), thresholds);
+    if (thresholds !== undefined && !dryRun) writeCaptionThresholdsFile(path.join(opts.outDir, 'caption-thresholds.json'), thresholds);
     const test = loadDataset(name, 'test', { dataDir: opts.dataDir, limit: evalLimit });
     const prompts = name === 'mnist' ? digitPrompts('a handwritten {n}') : classPrompts(name);
     evaluate = async (clip) => ({ zeroShot: (await zeroShotAccuracy(clip, test, prompts)).accuracy });
   }
-  writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), train.captions as string[]);
+  if (!dryRun) writeCaptionsFile(path.join(opts.outDir, 'captions-train.txt'), train.captions as string[]);
   log(`${train.name}: ${train.count} captioned training images, ${new Set(train.captions).size} distinct captions, e.g. "${(train.captions as string[])[0]}"`);
 
   // Tokenizer: BPE merges from the training captions (deterministic: they depend on the captions only).
@@ -372,14 +369,10 @@ export async function trainClipOnDataset(opts: ClipRecipeOptions): Promise<Train
       train,
       config: cfg,
       outDir: opts.outDir,
-      resume: opts.resume,
-      overwrite: opts.overwrite,
+      ...runOptionsOf(opts),
+      onLog: log,
       evaluate: (c) => evaluate(c),
       checkpointConfig: { dataset: opts.dataset, attributes: opts.attributes, limit: opts.limit ?? null },
-      onLog: log,
-      signal: opts.signal,
-      command: opts.command,
-      isTTY: opts.isTTY,
     });
     return { ...result, clip };
   } catch (e) {

@@ -105,7 +105,7 @@ export type TrainResult = Omit<LoopResult<MetricsRow>, 'lastValidation'>;
 export const STATE_FILE = 'state.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 /** What a diffusion run folder holds that a new run would replace. */
-export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png'], dirs: ['samples', 'snapshots'] };
+export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png', 'run.json'], dirs: ['samples', 'snapshots'], config: 'run.json' };
 
 // ---------------------------------------------------------------- helpers
 

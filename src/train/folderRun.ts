@@ -15,6 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Module } from '../nn/module';
 import { saveModelWeights } from '../io/checkpointFile';
+import { writeFileAtomic } from '../io/atomicWrite';
 import { saveLinePlot, PlotOptions, PlotSeries } from '../io/plot';
 import { loadTrainingState, readTrainingStateJson, saveTrainingState } from './checkpoint';
 import { decideRunStart, openMetricsLog, removeStaleTempFiles, startRun } from './runFolder';
@@ -30,6 +31,7 @@ export class FolderRun implements RunStore {
   start(files: RunFiles, options: RunStartOptions, onLog: (line: string) => void = () => undefined): boolean {
     const resume = startRun(this.location, files, options, onLog);
     fs.mkdirSync(this.location, { recursive: true });
+    for (const d of files.dirs ?? []) fs.mkdirSync(path.join(this.location, d), { recursive: true });
     removeStaleTempFiles(this.location, onLog);
     return resume;
   }
@@ -60,11 +62,12 @@ export class FolderRun implements RunStore {
     saveLinePlot(this.file(file), series, options);
   }
 
-  /** The file's path in the folder; its parent folder (e.g. samples/) is created. */
+  async saveJson(file: string, value: unknown): Promise<void> {
+    await writeFileAtomic(this.file(file), JSON.stringify(value, null, 2) + '\n');
+  }
+
   path(file: string): string {
-    const target = this.file(file);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    return target;
+    return this.file(file);
   }
 
   private file(name: string): string {

@@ -38,7 +38,7 @@
  * uninterrupted one (same backend).
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertBatchFits, measureStepMemory, MemoryEstimate } from '../backend/memory';
+import { assertBatchFits, describeMemory, measureStepMemory, MemoryEstimate } from '../backend/memory';
 import type { Module } from '../nn/module';
 import type { PlotSeries } from '../io/plot';
 import { AdamW } from './adamw';
@@ -178,6 +178,17 @@ export interface RunOptions<Row extends LoopRow = LoopRow> extends RunStartOptio
   readonly command?: string;
   /** Before training, profile one micro-batch step and log its ten most expensive kernels. */
   readonly profile?: boolean;
+  /**
+   * Check the run (folder, resume, memory), log the resolved config and the memory estimate, and
+   * return without training or writing anything.
+   */
+  readonly dryRun?: boolean;
+}
+
+/** The run options of `opts` alone (a recipe passes its caller's on to the trainer). */
+export function runOptionsOf<Row extends LoopRow>(opts: RunOptions<Row>): RunOptions<Row> {
+  const { resume, overwrite, onLog, onMetrics, onProgress, isTTY, signal, deadline, command, profile, dryRun } = opts;
+  return { resume, overwrite, onLog, onMetrics, onProgress, isTTY, signal, deadline, command, profile, dryRun };
 }
 
 export interface LoopResult<Row extends LoopRow> {
@@ -230,6 +241,36 @@ function accumulate(sum: StepGradients | null, next: StepGradients): StepGradien
 
 const stepFile = (dir: string, step: number, ext: string): string => `${dir}/step_${String(step).padStart(6, '0')}.${ext}`;
 
+/**
+ * --dry-run: what the run would do, without doing it: the folder decision (no file touched),
+ * a resume's checks against the saved state, the resolved config and the measured memory
+ * of a step (refused like a real run when it cannot fit the wasm heap).
+ */
+async function dryRun<Row extends LoopRow>(f: ModelFamily<Row>, cfg: LoopConfig, store: RunStore, opts: RunOptions<Row>, resolved: Record<string, unknown>): Promise<LoopResult<Row>> {
+  const log = opts.onLog ?? (() => undefined);
+  const resuming = store.decide(f.files, opts);
+  if (resuming) {
+    const json = await store.readStateJson(f.files.state, f.family);
+    const where = store.path(f.files.state) ?? `${store.location}/${f.files.state}`;
+    const saved = json.config as Record<string, unknown> | undefined;
+    if (saved !== undefined) checkSameRun(f.runIdentity(saved), f.runIdentity(f.config as Record<string, unknown>), where);
+    f.checkResume?.(json, where);
+  }
+  log(`dry run: ${resuming ? `would resume the run in ${store.location}` : `would start a new run in ${store.location}`}; resolved config:`);
+  log(JSON.stringify(resolved, null, 2));
+  let memory: MemoryEstimate | null = null;
+  if (f.probe !== undefined) {
+    const perWorker = Math.ceil(f.microBatch / cfg.workers);
+    memory = await measureStepMemory(f.probe.bind(f));
+    log(`memory (${tf.getBackend()}): ${describeMemory(memory, perWorker)}${cfg.workers > 1 ? ` (each of ${cfg.workers} workers)` : ''}`);
+    assertBatchFits(memory, perWorker);
+  } else {
+    log('memory: this family has no step probe (its steps are small)');
+  }
+  log('dry run: nothing trained, nothing written');
+  return { startStep: 0, endStep: 0, losses: [], memory, stoppedEarly: false, lastValidation: null };
+}
+
 // ---------------------------------------------------------------- the loop
 
 export async function runTrainingLoop<Row extends LoopRow>(family: ModelFamily<Row>, cfg: LoopConfig, store: RunStore, opts: RunOptions<Row>): Promise<LoopResult<Row>> {
@@ -238,8 +279,12 @@ export async function runTrainingLoop<Row extends LoopRow>(family: ModelFamily<R
   const where = (file: string): string => store.path(file) ?? `${store.location}/${file}`;
   const [metricsFile, plotFile] = f.files.logs;
 
-  // ---- start or resume (the store refuses a run over another)
+  const resolved = { family: f.family, run: store.location, loop: cfg, config: f.config, weights: f.weights() };
+  if (opts.dryRun === true) return dryRun(f, cfg, store, opts, resolved);
+
+  // ---- start or resume (the store refuses a run over another); the resolved config beside the run
   const resuming = store.start(f.files, opts, log);
+  if (f.files.config !== undefined) await store.saveJson(f.files.config, { ...resolved, resumed: resuming, command: opts.command ?? null });
   let startStep = 0;
   if (resuming) {
     const state = await store.loadState(f.files.state, f.family);

@@ -226,7 +226,7 @@ export const PRIOR_WEIGHTS_FILE = 'prior.safetensors';
 export const PRIOR_STATE_FILE = 'prior-state.safetensors';
 export const PRIOR_METRICS_FILE = 'prior-metrics.jsonl';
 /** What a prior run folder holds that a new run would replace. */
-export const PRIOR_RUN_FILES: RunFiles = { state: PRIOR_STATE_FILE, weights: PRIOR_WEIGHTS_FILE, logs: [PRIOR_METRICS_FILE, 'prior-loss.png'] };
+export const PRIOR_RUN_FILES: RunFiles = { state: PRIOR_STATE_FILE, weights: PRIOR_WEIGHTS_FILE, logs: [PRIOR_METRICS_FILE, 'prior-loss.png', 'prior-run.json'], config: 'prior-run.json' };
 
 /** The prior's quality on held-out pairs (means over `count` pairs). */
 export interface PriorValidation {

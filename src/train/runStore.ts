@@ -35,6 +35,8 @@ export interface RunFiles {
   readonly logs: readonly string[];
   /** Folders a run fills (sample grids, snapshots), emptied when the run starts over. */
   readonly dirs?: readonly string[];
+  /** The resolved config of the run as JSON (the loop writes it at every start; also listed in logs). */
+  readonly config?: string;
 }
 
 /** What every trainer and recipe takes about its run folder. */
@@ -106,6 +108,8 @@ export interface RunStore {
   saveWeights(file: string, module: Module, meta: WeightsMeta): Promise<void>;
   openMetrics<Row extends { readonly step: number }>(file: string, startStep: number, resumed: boolean, onWarn?: (message: string) => void): MetricsLog<Row>;
   savePlot(file: string, series: readonly PlotSeries[], options: PlotOptions): void;
+  /** Writes a JSON file (atomically). */
+  saveJson(file: string, value: unknown): Promise<void>;
   /** A file's path for a hook's own output (sample grids), or null when the store keeps no files. */
   path(file: string): string | null;
 }
@@ -128,13 +132,14 @@ export class MemoryRun implements RunStore {
   private readonly weightFiles = new Map<string, { tensors: Map<string, tf.Tensor>; meta: WeightsMeta }>();
   private readonly metricRows = new Map<string, Array<{ readonly step: number }>>();
   private readonly plots = new Map<string, readonly PlotSeries[]>();
+  private readonly jsonFiles = new Map<string, string>();
 
   constructor(name = 'run') {
     this.location = `memory:${name}`;
   }
 
   private has(file: string): boolean {
-    return this.states.has(file) || this.weightFiles.has(file) || this.metricRows.has(file) || this.plots.has(file);
+    return this.states.has(file) || this.weightFiles.has(file) || this.metricRows.has(file) || this.plots.has(file) || this.jsonFiles.has(file);
   }
 
   decide(files: RunFiles, options: RunStartOptions): boolean {
@@ -162,6 +167,7 @@ export class MemoryRun implements RunStore {
     this.weightFiles.delete(file);
     this.metricRows.delete(file);
     this.plots.delete(file);
+    this.jsonFiles.delete(file);
   }
 
   async loadState(file: string, family: TrainingFamily): Promise<TrainingState> {
@@ -211,6 +217,16 @@ export class MemoryRun implements RunStore {
 
   savePlot(file: string, series: readonly PlotSeries[]): void {
     this.plots.set(file, series);
+  }
+
+  async saveJson(file: string, value: unknown): Promise<void> {
+    this.jsonFiles.set(file, JSON.stringify(value));
+  }
+
+  /** A JSON file saved with saveJson, parsed, or null. */
+  json(file: string): unknown {
+    const text = this.jsonFiles.get(file);
+    return text === undefined ? null : JSON.parse(text);
   }
 
   /** The series of the last plot saved as `file`, or null. */
