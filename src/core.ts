@@ -79,7 +79,8 @@ export { generateFromText, loadTextToImagePipeline, TEXT_GENERATE_DEFAULTS } fro
 export type { TextToImagePipeline, TextGenerateOptions } from './pipelines/textToImage';
 export { generateCascade, loadCascadePipeline, CASCADE_GENERATE_DEFAULTS } from './pipelines/cascade';
 export type { CascadePipeline, CascadeGenerateOptions } from './pipelines/cascade';
-export { generateUnclip, imageVariations, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { generateUnclip, loadUnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { imageVariations } from './pipelines/unclipVariations';
 export type { UnclipPipeline, UnclipGenerateOptions } from './pipelines/unclip';
 export { generate, loadPixelPipelineFiles, GENERATE_DEFAULTS } from './pipelines/pixelDiffusion';
 export type { PixelPipeline, GenerateOptions } from './pipelines/pixelDiffusion';

@@ -194,7 +194,9 @@ export { loadPrior } from './node/pipelineParts';
 export type { EmbeddingPairs, PriorTrainConfig } from './train/priorTraining';
 
 // DALL-E 2-style unCLIP pipeline
-export { loadUnclipPipeline, generateUnclip, imageVariations, clipTextTower, checkUnclipSuperResolution, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { loadUnclipPipeline, generateUnclip, clipTextTower, UNCLIP_GENERATE_DEFAULTS } from './pipelines/unclip';
+export { imageVariations } from './pipelines/unclipVariations';
+export { checkUnclipSuperResolution } from './pipelines/unclipConfig';
 export { writeUnclipPipeline } from './node/writePipeline';
 export type { UnclipPipeline, UnclipGenerateOptions } from './pipelines/unclip';
 export { trainUnclipDecoder, trainUnclipPrior } from './recipes/unclipTraining';

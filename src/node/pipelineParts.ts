@@ -11,7 +11,7 @@ import { TorchUNetFile, torchUNetFromSafetensors } from '../models/unetTorch';
 import { readSafetensors } from '../io/safetensorsFile';
 import { TEXT_ENCODER_KIND, FrozenTextEncoder, textEncoderFromCheckpoint } from '../pipelines/textConditioning';
 import { stageUNetFromCheckpoint, TextUNetCheckpointConfig } from '../pipelines/textToImage';
-import { ClipProvenance, clipProvenanceOf } from '../pipelines/unclip';
+import { ClipProvenance, clipProvenanceOf } from '../pipelines/unclipConfig';
 import { readCheckpointFile, readModelConfig, saveModelWeights } from '../io/checkpointFile';
 
 /** Loads the frozen text tower from a 'text-encoder' or a 'clip' checkpoint file. */

@@ -18,9 +18,10 @@ import { PipelineSamplingDefaults } from '../pipelines/pixelDiffusion';
 import { AUTOENCODER_FILE, loadTextToImagePipeline, TEXT_ENCODER_FILE, TextUNetCheckpointConfig, textUNetCheckpointConfig } from '../pipelines/textToImage';
 import { CascadeSamplingDefaults, CASCADE_PARTS, checkCascadeParts, loadCascadePipeline } from '../pipelines/cascade';
 import {
-  checkSrDefaults, checkUnclipParts, checkUnclipSuperResolution, clipProvenanceOf, loadUnclipPipeline, UNCLIP_PARTS, UnclipDecoderCheckpointConfig,
-  unclipDecoderCheckpointConfig, unclipDecoderFromCheckpoint, UnclipPriorCheckpointConfig, unclipPriorCheckpointConfig, UnclipSamplingDefaults, unclipSamplingDefaults,
-} from '../pipelines/unclip';
+  checkSrDefaults, checkUnclipParts, checkUnclipSuperResolution, clipProvenanceOf, UNCLIP_PARTS, UnclipDecoderCheckpointConfig,
+  unclipDecoderCheckpointConfig, UnclipPriorCheckpointConfig, unclipPriorCheckpointConfig, UnclipSamplingDefaults, unclipSamplingDefaults,
+} from '../pipelines/unclipConfig';
+import { loadUnclipPipeline, unclipDecoderFromCheckpoint } from '../pipelines/unclip';
 import { loadModelWeights, readCheckpointFile, readModelConfig, saveModelWeights } from '../io/checkpointFile';
 import { loadClip } from './pipelineParts';
 import { PRIOR_WEIGHTS_FILE } from '../train/priorTraining';

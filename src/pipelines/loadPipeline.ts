@@ -26,7 +26,8 @@ import { SamplerName } from '../sample/types';
 import { ClipMode } from '../sample/thresholding';
 import { generateFromText, loadTextToImagePipeline, TextToImagePipeline, TEXT_GENERATE_DEFAULTS } from './textToImage';
 import { CascadePipeline, CascadeSamplingDefaults, CASCADE_GENERATE_DEFAULTS, generateCascade, loadCascadePipeline } from './cascade';
-import { generateUnclip, loadUnclipPipeline, UnclipPipeline, UnclipSamplingDefaults, UNCLIP_GENERATE_DEFAULTS } from './unclip';
+import { generateUnclip, loadUnclipPipeline, UnclipPipeline, UNCLIP_GENERATE_DEFAULTS } from './unclip';
+import { UnclipSamplingDefaults } from './unclipConfig';
 import { generate, GENERATE_DEFAULTS, loadPixelPipelineFiles, PixelPipeline } from './pixelDiffusion';
 import { GenerateHooks } from './progress';
 

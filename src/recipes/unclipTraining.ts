@@ -70,7 +70,9 @@ import { SamplerName } from '../sample/types';
 import { nextPowerOfTwo } from './pixelTraining';
 import { baseStageData } from './textTraining';
 import { fileSha256 } from './latentData';
-import { clipDifference, ClipProvenance, decodeImageEmbeddings, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig, recordedClipProvenance, UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
+import { clipDifference, ClipProvenance, UnclipDecoderCheckpointConfig, unclipDecoderCheckpointConfig, recordedClipProvenance } from '../pipelines/unclipConfig';
+import { decodeImageEmbeddings } from '../pipelines/unclipDecoder';
+import { UNCLIP_GENERATE_DEFAULTS } from '../pipelines/unclip';
 import { clipProvenance } from '../node/pipelineParts';
 
 // ---------------------------------------------------------------- image embeddings

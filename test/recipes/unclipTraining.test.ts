@@ -32,7 +32,7 @@ import { WEIGHTS_FILE } from '../../src/io/checkpoint';
 import { PRIOR_WEIGHTS_FILE } from '../../src/train/priorTraining';
 import { readSafetensors } from '../../src/io/safetensorsFile';
 import { fileSha256 } from '../../src/recipes/latentData';
-import { unclipDecoderCheckpointConfig, unclipPriorCheckpointConfig } from '../../src/pipelines/unclip';
+import { unclipDecoderCheckpointConfig, unclipPriorCheckpointConfig } from '../../src/pipelines/unclipConfig';
 import { writeUnclipPipeline } from '../../src/node/writePipeline';
 import { TRAIN_EMBEDDINGS_FILE, trainUnclipDecoder, trainUnclipPrior, UnclipDecoderTrainingOptions, VALIDATION_EMBEDDINGS_FILE } from '../../src/recipes/unclipTraining';
 import { TextPipeline } from '../../src/pipelines/loadPipeline';
