@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Module } from '../nn/module';
 import { saveModelWeights } from '../io/checkpointFile';
-import { writeFileAtomic } from '../io/atomicWrite';
+import { writeFileAtomicSync } from '../io/atomicWrite';
 import { saveLinePlot, PlotOptions, PlotSeries } from '../io/plot';
 import { loadTrainingState, readTrainingStateJson, saveTrainingState } from './checkpoint';
 import { decideRunStart, openMetricsLog, removeStaleTempFiles, startRun } from './runFolder';
@@ -62,8 +62,8 @@ export class FolderRun implements RunStore {
     saveLinePlot(this.file(file), series, options);
   }
 
-  async saveJson(file: string, value: unknown): Promise<void> {
-    await writeFileAtomic(this.file(file), JSON.stringify(value, null, 2) + '\n');
+  saveJson(file: string, value: unknown): void {
+    writeFileAtomicSync(this.file(file), JSON.stringify(value, null, 2) + '\n');
   }
 
   path(file: string): string {

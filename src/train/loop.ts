@@ -284,7 +284,7 @@ export async function runTrainingLoop<Row extends LoopRow>(family: ModelFamily<R
 
   // ---- start or resume (the store refuses a run over another); the resolved config beside the run
   const resuming = store.start(f.files, opts, log);
-  if (f.files.config !== undefined) await store.saveJson(f.files.config, { ...resolved, resumed: resuming, command: opts.command ?? null });
+  if (f.files.config !== undefined) store.saveJson(f.files.config, { ...resolved, resumed: resuming, command: opts.command ?? null });
   let startStep = 0;
   if (resuming) {
     const state = await store.loadState(f.files.state, f.family);

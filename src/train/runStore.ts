@@ -108,8 +108,8 @@ export interface RunStore {
   saveWeights(file: string, module: Module, meta: WeightsMeta): Promise<void>;
   openMetrics<Row extends { readonly step: number }>(file: string, startStep: number, resumed: boolean, onWarn?: (message: string) => void): MetricsLog<Row>;
   savePlot(file: string, series: readonly PlotSeries[], options: PlotOptions): void;
-  /** Writes a JSON file (atomically). */
-  saveJson(file: string, value: unknown): Promise<void>;
+  /** Writes a small JSON file (atomically; synchronous, so the loop does not yield to timers before its first step). */
+  saveJson(file: string, value: unknown): void;
   /** A file's path for a hook's own output (sample grids), or null when the store keeps no files. */
   path(file: string): string | null;
 }
@@ -219,7 +219,7 @@ export class MemoryRun implements RunStore {
     this.plots.set(file, series);
   }
 
-  async saveJson(file: string, value: unknown): Promise<void> {
+  saveJson(file: string, value: unknown): void {
     this.jsonFiles.set(file, JSON.stringify(value));
   }
 

@@ -39,7 +39,7 @@ describe('train CLI: run folders', () => {
     const before = snapshot(run);
     const again = train(run);
     expect(again.status).not.toBe(0);
-    expect(again.stderr).toMatch(/holds a run \(state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png\): pass --resume to continue it, or --overwrite to start over/);
+    expect(again.stderr).toMatch(/holds a run \(state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png, run\.json\): pass --resume to continue it, or --overwrite to start over/);
     expect(snapshot(run)).toEqual(before);
   });
 
@@ -98,7 +98,7 @@ describe('train CLI: run folders', () => {
     fs.writeFileSync(marker, 'old grid');
     const over = train(run, ['--overwrite']);
     expect(over.status).toBe(0);
-    expect(over.stderr).toMatch(/--overwrite: removed the earlier run's state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png, samples/);
+    expect(over.stderr).toMatch(/--overwrite: removed the earlier run's state\.safetensors, model\.safetensors, metrics\.jsonl, loss\.png, run\.json, samples/);
     expect(fs.existsSync(marker)).toBe(false); // the old run's grids went with it
     expect(losses(run)).toEqual(reference);
   });
