@@ -4,6 +4,7 @@
  */
 import type { Argv } from 'yargs';
 import { BACKEND_CHOICES, BackendChoice, initBackend, shutdownBackend } from '../backend/backend';
+import type { RunOptions } from '../train/loop';
 
 export interface BackendArgs {
   backend: string;
@@ -68,4 +69,21 @@ export function stopOnSignals(): { signal: AbortSignal; release: () => void } {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return { signal: controller.signal, release };
+}
+
+/** A log line (or a progress text: '\r'-led or already ended) to stderr. */
+export function logToStderr(line: string): void {
+  process.stderr.write(line.endsWith('\n') || line.startsWith('\r') ? line : line + '\n');
+}
+
+/** The flags every training command shares about its run folder. */
+export interface RunFolderArgs {
+  resume: boolean;
+  overwrite: boolean;
+  'dry-run': boolean;
+}
+
+/** The run options of a training command (train/loop.ts RunOptions): its folder flags, a stop signal, the command line, logging to stderr. */
+export function cliRunOptions(args: RunFolderArgs, signal: AbortSignal): RunOptions {
+  return { resume: args.resume, overwrite: args.overwrite, dryRun: args['dry-run'], signal, command: commandLine(), isTTY: process.stderr.isTTY === true, onLog: logToStderr };
 }

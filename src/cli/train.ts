@@ -12,7 +12,7 @@ import { CAPTIONED_DATASETS, isCaptionedDatasetName } from '../data/captioned';
 import { digitPrompts } from '../eval/clipScore';
 import { TRAIN_DEFAULTS } from '../train/trainConfig';
 import { validateWorkers } from '../train/dataParallel';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
+import { BackendArgs, parseIntList, runWithBackend, withBackendOptions, stopOnSignals, cliRunOptions } from './common';
 
 interface TrainArgs extends BackendArgs {
   dataset: string;
@@ -168,16 +168,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
           schedule: { kind: args.schedule as ScheduleKind, timesteps: args.timesteps },
           train,
           outDir: args.out,
-          resume: args.resume,
-          overwrite: args.overwrite,
+          ...cliRunOptions(args, controller.signal),
           gridPrompts,
           gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perPrompt: 8 },
-          onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
-          signal: controller.signal,
-          command: commandLine(),
-          isTTY: process.stderr.isTTY === true,
           profile: args.profile,
-          dryRun: args['dry-run'],
         });
         stop.release();
         if (args['dry-run']) return;
@@ -199,15 +193,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         schedule: { kind: args.schedule as ScheduleKind, timesteps: args.timesteps },
         train,
         outDir: args.out,
-        resume: args.resume,
-        overwrite: args.overwrite,
+        ...cliRunOptions(args, controller.signal),
         gridSampler: { sampler: args['grid-sampler'] as SamplerName, steps: args['grid-steps'], guidance: args['grid-guidance'], perClass: 8 },
-        onLog: (l) => process.stderr.write(l + '\n'),
-        signal: controller.signal,
-        command: commandLine(),
-        isTTY: process.stderr.isTTY === true,
         profile: args.profile,
-        dryRun: args['dry-run'],
       });
       stop.release();
       if (args['dry-run']) return;

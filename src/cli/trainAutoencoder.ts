@@ -20,7 +20,7 @@ import { AUTOENCODER_DEFAULTS, AutoencoderConfig } from '../models/autoencoder';
 import { AUTOENCODER_TRAIN_DEFAULTS, autoencoderTrainConfig, evaluateAutoencoder, ReconstructionLoss, trainAutoencoder, WEIGHTS_FILE } from '../train/autoencoderTraining';
 import { loadAutoencoder } from '../node/pipelineParts';
 import { validateWorkers } from '../train/dataParallel';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
+import { BackendArgs, parseIntList, runWithBackend, withBackendOptions, stopOnSignals, cliRunOptions, logToStderr } from './common';
 
 interface TrainAutoencoderArgs extends BackendArgs {
   dataset: string;
@@ -94,9 +94,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
   handler: async (args) => {
     validateWorkers(args.workers, args.threads); // before loading anything
     await runWithBackend(args, async () => {
-      const onLog = (l: string): void => {
-        process.stderr.write(l + '\n');
-      };
+      const onLog = logToStderr;
       const stop = stopOnSignals();
       const controller = { signal: stop.signal };
       // The classifier trainer's splits: the same images (and Colored MNIST colours) as the classifier behind --features.
@@ -135,13 +133,7 @@ export const trainAutoencoderCommand: CommandModule<object, TrainAutoencoderArgs
           workers: args.workers,
         }),
         outDir: args.out,
-        resume: args.resume,
-        overwrite: args.overwrite,
-        onLog,
-        signal: controller.signal,
-        command: commandLine(),
-        isTTY: process.stderr.isTTY === true,
-        dryRun: args['dry-run'],
+        ...cliRunOptions(args, controller.signal),
       });
       stop.release();
       if (args['dry-run']) return;

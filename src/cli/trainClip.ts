@@ -4,7 +4,7 @@ import { CLIP_DATASETS, CLIP_TRAIN_DEFAULTS, DEFAULT_BPE_MERGES, ClipDatasetName
 import { IMAGE_ENCODER_DEFAULTS } from '../models/clip';
 import { TEXT_ENCODER_DEFAULTS } from '../models/textEncoder';
 import { validateWorkers } from '../train/dataParallel';
-import { BackendArgs, commandLine, parseIntList, runWithBackend, withBackendOptions, stopOnSignals } from './common';
+import { BackendArgs, parseIntList, runWithBackend, withBackendOptions, stopOnSignals, cliRunOptions } from './common';
 
 interface TrainClipArgs extends BackendArgs {
   dataset: string;
@@ -109,13 +109,7 @@ export const trainClipCommand: CommandModule<object, TrainClipArgs> = {
           workers: args.workers,
         },
         outDir: args.out,
-        resume: args.resume,
-        overwrite: args.overwrite,
-        onLog: (l) => process.stderr.write(l.endsWith('\n') || l.startsWith('\r') ? l : l + '\n'),
-        signal: controller.signal,
-        command: commandLine(),
-        isTTY: process.stderr.isTTY === true,
-        dryRun: args['dry-run'],
+        ...cliRunOptions(args, controller.signal),
       });
       stop.release();
       result.clip.dispose();

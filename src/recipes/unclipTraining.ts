@@ -40,7 +40,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { decideRunStart, RunStartOptions } from '../train/runFolder';
+import { decideRunStart } from '../train/runFolder';
+import { LoopRow, RunOptions, runOptionsOf } from '../train/loop';
 import { DIFFUSION_RUN_FILES } from '../train/diffusionTraining';
 import { PRIOR_RUN_FILES } from '../train/priorTraining';
 import { Rng } from '../backend/random';
@@ -147,7 +148,10 @@ export const VALIDATION_EMBEDDINGS_FILE = 'image-embeddings-test.safetensors';
 
 // ---------------------------------------------------------------- the decoder
 
-export interface UnclipDecoderTrainingOptions extends RunStartOptions {
+/** The run options of an unCLIP recipe (no dry run: the recipe embeds and caches its data before the loop). */
+type UnclipRunOptions<Row extends LoopRow> = Omit<RunOptions<Row>, 'dryRun'>;
+
+export interface UnclipDecoderTrainingOptions extends UnclipRunOptions<MetricsRow> {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -180,14 +184,6 @@ export interface UnclipDecoderTrainingOptions extends RunStartOptions {
   readonly grid: { readonly rows: number; readonly perImage: number; readonly sampler: SamplerName; readonly steps: number; readonly guidance: number };
   /** Images per CLIP forward pass when embedding the data. */
   readonly embedBatchSize?: number;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: MetricsRow) => void;
-  readonly signal?: AbortSignal;
-  /** Wall-clock end (ms since the epoch) of a shared time budget: ends training like a time budget (see TrainDiffusionOptions). */
-  readonly deadline?: number;
-  readonly command?: string;
-  readonly isTTY?: boolean;
-  readonly profile?: boolean;
 }
 
 /** The text tower's config as a text-to-image checkpoint records it. */
@@ -382,8 +378,8 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       validation: decoderValidation,
       config: cfg,
       outDir: opts.outDir,
-      resume: opts.resume,
-      overwrite: opts.overwrite,
+      ...runOptionsOf(opts),
+      onLog: log,
       checkpointConfig: {
         schedule: config.schedule,
         space: config.space,
@@ -400,13 +396,6 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
       imageEmbeddings: trainTable,
       validationImageEmbeddings: validationTable ?? undefined,
       onSample,
-      onLog: log,
-      onMetrics: opts.onMetrics,
-      signal: opts.signal,
-      deadline: opts.deadline,
-      command: opts.command,
-      isTTY: opts.isTTY,
-      profile: opts.profile,
     });
     log(`decoder: ${opts.outDir} has no pipeline.json; ship it with a prior and the CLIP as an unclip pipeline (writeUnclipPipeline)`);
     return { ...result, config };
@@ -420,7 +409,7 @@ export async function trainUnclipDecoder(opts: UnclipDecoderTrainingOptions): Pr
 
 // ---------------------------------------------------------------- the prior
 
-export interface UnclipPriorTrainingOptions extends RunStartOptions {
+export interface UnclipPriorTrainingOptions extends UnclipRunOptions<PriorMetricsRow> {
   readonly dataset: CaptionedDatasetName;
   readonly dataDir?: string;
   /** First N training images only. */
@@ -436,11 +425,6 @@ export interface UnclipPriorTrainingOptions extends RunStartOptions {
   readonly outDir: string;
   /** Images / captions per CLIP forward pass. */
   readonly embedBatchSize?: number;
-  readonly onLog?: (line: string) => void;
-  readonly onMetrics?: (row: PriorMetricsRow) => void;
-  readonly signal?: AbortSignal;
-  readonly command?: string;
-  readonly isTTY?: boolean;
 }
 
 /** A prior run's saved config and schedule, refused unless it was trained on this CLIP. */
@@ -508,14 +492,9 @@ export async function trainUnclipPrior(opts: UnclipPriorTrainingOptions): Promis
       validation,
       config: cfg,
       outDir: opts.outDir,
-      resume: opts.resume,
-      overwrite: opts.overwrite,
-      checkpointConfig: { clip: provenance, dataset: opts.dataset, attributes: opts.attributes },
+      ...runOptionsOf(opts),
       onLog: log,
-      onMetrics: opts.onMetrics,
-      signal: opts.signal,
-      command: opts.command,
-      isTTY: opts.isTTY,
+      checkpointConfig: { clip: provenance, dataset: opts.dataset, attributes: opts.attributes },
     });
     return { ...result, config, pairs: pairs.count };
   } finally {

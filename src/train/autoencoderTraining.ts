@@ -56,7 +56,7 @@ import { EmaConfig, EMA_DEFAULTS } from './ema';
 import { autoencoderLoss, autoencoderLossAndGrads, AutoencoderLoss, posteriorNoise, ReconstructionLoss } from './autoencoderLoss';
 import { computeLatentScale, saveScaleFactor, LatentScale } from './latentScale';
 import { LoopConfig, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
-import type { RunFiles, RunStore } from './runStore';
+import { familyRunFiles, RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
 import { startAutoencoderDataParallel } from './dataParallel';
 import { dataParallelSource } from './dataParallelSource';
@@ -174,11 +174,11 @@ export function autoencoderTrainConfig(partial: AutoencoderTrainConfigInput = {}
 
 // ---------------------------------------------------------------- checkpoint format
 
-export const STATE_FILE = 'state.safetensors';
-export const WEIGHTS_FILE = 'autoencoder.safetensors';
-export const METRICS_FILE = 'metrics.jsonl';
-/** What an autoencoder run folder holds that a new run would replace. */
-export const AUTOENCODER_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png', 'run.json'], dirs: ['samples'], config: 'run.json' };
+/** An autoencoder run's files: autoencoder.safetensors, state.safetensors, metrics.jsonl, loss.png, run.json, samples/. */
+export const AUTOENCODER_RUN_FILES: RunFiles = familyRunFiles('autoencoder.safetensors', '', ['samples']);
+export const STATE_FILE = AUTOENCODER_RUN_FILES.state;
+export const WEIGHTS_FILE = AUTOENCODER_RUN_FILES.weights;
+export const METRICS_FILE = AUTOENCODER_RUN_FILES.logs[0];
 
 
 // ---------------------------------------------------------------- loss and helpers

@@ -33,7 +33,7 @@ import { coloredMnistAccuracy, digitPrompts, zeroShotAccuracy } from '../eval/cl
 import { AdamW } from './adamw';
 import { readTrainingStateJson } from './checkpoint';
 import { batchAndSeed, checkSameRun, LoopConfig, ModelFamily, RunOptions, runOptionsOf, runTrainingLoop, StepGradients } from './loop';
-import type { RunFiles, RunStartOptions, RunStore } from './runStore';
+import { familyRunFiles, RunFiles, RunStore } from './runStore';
 import { decideRunStart } from './runFolder';
 import { FolderRun } from './folderRun';
 import { startClipDataParallel } from './dataParallel';
@@ -106,11 +106,11 @@ export function clipTrainConfig(partial: Partial<ClipTrainConfig> = {}): ClipTra
 
 // ---------------------------------------------------------------- types
 
-export const CLIP_WEIGHTS_FILE = 'clip.safetensors';
-export const CLIP_STATE_FILE = 'clip-state.safetensors';
-export const CLIP_METRICS_FILE = 'clip-metrics.jsonl';
-/** What a CLIP run folder holds that a new run would replace. */
-export const CLIP_RUN_FILES: RunFiles = { state: CLIP_STATE_FILE, weights: CLIP_WEIGHTS_FILE, logs: [CLIP_METRICS_FILE, 'clip-loss.png', 'clip-run.json'], config: 'clip-run.json' };
+/** A CLIP run's files: clip.safetensors, clip-state.safetensors, clip-metrics.jsonl, clip-loss.png, clip-run.json. */
+export const CLIP_RUN_FILES: RunFiles = familyRunFiles('clip.safetensors', 'clip-');
+export const CLIP_WEIGHTS_FILE = CLIP_RUN_FILES.weights;
+export const CLIP_STATE_FILE = CLIP_RUN_FILES.state;
+export const CLIP_METRICS_FILE = CLIP_RUN_FILES.logs[0];
 
 export interface ClipMetricsRow {
   readonly step: number;

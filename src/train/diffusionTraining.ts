@@ -48,7 +48,7 @@ import { conditionDropMask, dropLabels } from './cfgDropout';
 import { TrainConfig } from './trainConfig';
 import { batchAndSeed, LoopConfig, LoopResult, ModelFamily, RunOptions, runTrainingLoop, sampleFileName } from './loop';
 import { disposeBatch, LoopBatches } from './loopBatches';
-import type { RunFiles, RunStore } from './runStore';
+import { familyRunFiles, RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
 import { startDataParallel, WorkerFault } from './dataParallel';
 import { dataParallelSource } from './dataParallelSource';
@@ -102,10 +102,10 @@ export interface TrainDiffusionOptions extends RunOptions<MetricsRow> {
 
 export type TrainResult = Omit<LoopResult<MetricsRow>, 'lastValidation'>;
 
-export const STATE_FILE = 'state.safetensors';
-export const METRICS_FILE = 'metrics.jsonl';
-/** What a diffusion run folder holds that a new run would replace. */
-export const DIFFUSION_RUN_FILES: RunFiles = { state: STATE_FILE, weights: WEIGHTS_FILE, logs: [METRICS_FILE, 'loss.png', 'run.json'], dirs: ['samples', 'snapshots'], config: 'run.json' };
+/** A diffusion run's files: model.safetensors (EMA), state.safetensors, metrics.jsonl, loss.png, run.json, samples/, snapshots/. */
+export const DIFFUSION_RUN_FILES: RunFiles = familyRunFiles(WEIGHTS_FILE, '', ['samples', 'snapshots']);
+export const STATE_FILE = DIFFUSION_RUN_FILES.state;
+export const METRICS_FILE = DIFFUSION_RUN_FILES.logs[0];
 
 // ---------------------------------------------------------------- helpers
 

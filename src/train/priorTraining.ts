@@ -40,7 +40,7 @@ import { EmaConfig, EMA_DEFAULTS } from './ema';
 import { diffusionLoss } from './losses';
 import { conditionDropMask } from './cfgDropout';
 import { batchAndSeed, LoopConfig, ModelFamily, RunOptions, runTrainingLoop, StepGradients } from './loop';
-import type { RunFiles, RunStore } from './runStore';
+import { familyRunFiles, RunFiles, RunStore } from './runStore';
 import { FolderRun } from './folderRun';
 
 // ---------------------------------------------------------------- embedding pairs
@@ -222,11 +222,11 @@ export function priorTrainConfig(partial: Partial<PriorTrainConfig> = {}): Prior
 
 // ---------------------------------------------------------------- types
 
-export const PRIOR_WEIGHTS_FILE = 'prior.safetensors';
-export const PRIOR_STATE_FILE = 'prior-state.safetensors';
-export const PRIOR_METRICS_FILE = 'prior-metrics.jsonl';
-/** What a prior run folder holds that a new run would replace. */
-export const PRIOR_RUN_FILES: RunFiles = { state: PRIOR_STATE_FILE, weights: PRIOR_WEIGHTS_FILE, logs: [PRIOR_METRICS_FILE, 'prior-loss.png', 'prior-run.json'], config: 'prior-run.json' };
+/** A prior run's files: prior.safetensors, prior-state.safetensors, prior-metrics.jsonl, prior-loss.png, prior-run.json. */
+export const PRIOR_RUN_FILES: RunFiles = familyRunFiles('prior.safetensors', 'prior-');
+export const PRIOR_WEIGHTS_FILE = PRIOR_RUN_FILES.weights;
+export const PRIOR_STATE_FILE = PRIOR_RUN_FILES.state;
+export const PRIOR_METRICS_FILE = PRIOR_RUN_FILES.logs[0];
 
 /** The prior's quality on held-out pairs (means over `count` pairs). */
 export interface PriorValidation {

@@ -39,6 +39,21 @@ export interface RunFiles {
   readonly config?: string;
 }
 
+/**
+ * The files of a family's run: `<prefix>state.safetensors`, the weights, `<prefix>metrics.jsonl`,
+ * `<prefix>loss.png` and `<prefix>run.json` (the resolved config). Families that share a folder
+ * with others take a prefix ('clip-', 'prior-'); diffusion and the autoencoder have their own.
+ */
+export function familyRunFiles(weights: string, prefix = '', dirs?: readonly string[]): RunFiles {
+  return {
+    state: `${prefix}state.safetensors`,
+    weights,
+    logs: [`${prefix}metrics.jsonl`, `${prefix}loss.png`, `${prefix}run.json`],
+    ...(dirs !== undefined ? { dirs } : {}),
+    config: `${prefix}run.json`,
+  };
+}
+
 /** What every trainer and recipe takes about its run folder. */
 export interface RunStartOptions {
   /** Continue the run in the folder: true (its state must exist), 'if-present', or false (a new run). */
